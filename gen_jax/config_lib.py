@@ -1,0 +1,148 @@
+"""Experiment configs: loading `file.py:arg`, `--config.a.b=value` overrides, checks.
+
+An experiment file defines `get_config(arg: str) -> ml_collections.ConfigDict`.
+`arg` is a variant name ("smoke", "k50", ...) or empty; experiments list their
+variants in `VARIANTS` and call `parse_variant` so a typo fails with the valid
+choices. `base()` gives the keys every run has, with their meaning; an
+experiment overrides what it needs and says the rest explicitly.
+"""
+import ast
+import importlib.util
+import os
+from typing import Iterable, Sequence
+
+import ml_collections
+
+from gen_jax import errors
+
+
+def base() -> ml_collections.ConfigDict:
+  """Keys shared by every experiment. Durations are in train steps."""
+  c = ml_collections.ConfigDict()
+  c.family = ""                  # key of registry.FAMILIES
+  c.trainer = "sgd"              # key of trainers.loop.TRAINERS
+  c.model = ml_collections.ConfigDict()   # kwargs for the family's make()
+  c.data = ml_collections.ConfigDict(dict(
+      name="",                   # dataset: see gen_jax.data.sources.DATASETS
+      variant="",                # see gen_jax.data.variants.VARIANTS
+      train_split="train",
+      eval_split="test",
+      batch_size=128,            # global batch, split over all devices
+      path="",                   # npz source: file path
+      download=False,            # tfds: fetch if missing (needs internet)
+  ))
+  c.optim = ml_collections.ConfigDict()   # one entry per player, see optim.py
+  c.total_steps = 1000
+  c.steps_per_dispatch = 1       # k train steps per jitted call (lax.scan)
+  c.log_every_steps = 100
+  c.ckpt_every_steps = 1000
+  c.sample_every_steps = 0       # 0: only at the end
+  c.keep_checkpoints = 3
+  c.ema_decay = 0.0              # 0 disables the parameter EMA
+  c.seed = 0
+  c.num_samples = 64             # images in sample grids
+  c.eval_at_end = True
+  c.evals = ml_collections.ConfigDict()   # name -> {type: registry.EVALUATORS key, ...}
+  c.distributed = ml_collections.ConfigDict(dict(
+      enabled=False,             # call jax.distributed.initialize
+      coordinator_address="",    # "host:port"; empty: auto-detect (TPU, SLURM)
+      num_processes=0,           # 0: auto-detect
+      process_id=-1,             # -1: auto-detect
+      cpu_collectives="",        # "gloo" for multi-process CPU runs
+  ))
+  return c
+
+
+def parse_variant(arg: str, variants: Iterable[str]) -> str:
+  """Returns `arg` ('' means the default variant) or raises listing the choices."""
+  variants = list(variants)
+  if arg and arg not in variants:
+    raise errors.ConfigError(errors.choices("variant", arg, variants))
+  return arg
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """Loads `path/to/experiment.py[:variant]` and applies `a.b=value` overrides."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise errors.ConfigError(f"config file not found: {path}")
+  name = "gen_jax_experiment_" + os.path.splitext(os.path.basename(path))[0]
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise errors.ConfigError(f"{path} defines no get_config(arg)")
+  config = module.get_config(arg)
+  for item in overrides:
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise errors.ConfigError(f"override {item!r} is not of the form key=value")
+    set_value(config, key, value)
+  return config
+
+
+def set_value(config: ml_collections.ConfigDict, dotted: str, text: str) -> None:
+  """Sets `config.<dotted>` from its string form, keeping the field's type."""
+  *parents, leaf = dotted.split(".")
+  node = config
+  for i, part in enumerate(parents):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      where = ".".join(parents[:i]) or "config"
+      raise errors.ConfigError(
+          errors.choices(f"config key in {where}:", part, _keys(node)))
+    node = node[part]
+  if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+    where = ".".join(parents) or "config"
+    raise errors.ConfigError(errors.choices(f"config key in {where}:", leaf, _keys(node)))
+  old = node[leaf]
+  node[leaf] = _coerce(text, old, dotted)
+
+
+def _keys(node) -> list:
+  return list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+
+
+def _coerce(text: str, old, key: str):
+  """Parses `text` to the type of the existing value `old`."""
+  try:
+    if isinstance(old, bool):
+      if text.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(text)
+      return text.lower() in ("true", "1")
+    if isinstance(old, int):
+      return int(text)
+    if isinstance(old, float):
+      return float(text)
+    if isinstance(old, str):
+      return text
+    if isinstance(old, (tuple, list)):
+      value = ast.literal_eval(text)
+      value = value if isinstance(value, (tuple, list)) else (value,)
+      return type(old)(value)
+    if isinstance(old, ml_collections.ConfigDict):
+      raise errors.ConfigError(
+          f"config key {key} is a section; set one of its keys: {', '.join(old.keys())}")
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError) as e:
+    raise errors.ConfigError(
+        f"cannot parse {text!r} for config key {key} (expected {type(old).__name__})") from e
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks the trainer-level keys that do not depend on the family."""
+  k = config.steps_per_dispatch
+  if k < 1:
+    raise errors.ConfigError("steps_per_dispatch must be >= 1")
+  for key in ("log_every_steps", "ckpt_every_steps", "total_steps"):
+    value = config[key]
+    if value < 1:
+      raise errors.ConfigError(f"{key} must be >= 1 (got {value})")
+    if value % k:
+      raise errors.ConfigError(
+          f"{key}={value} must be a multiple of steps_per_dispatch={k}")
+  if config.sample_every_steps % k:
+    raise errors.ConfigError(
+        f"sample_every_steps={config.sample_every_steps} must be a multiple of "
+        f"steps_per_dispatch={k}")
+  if not 0.0 <= config.ema_decay < 1.0:
+    raise errors.ConfigError(f"ema_decay must be in [0, 1) (got {config.ema_decay})")

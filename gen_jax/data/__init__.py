@@ -1,0 +1,1 @@
+"""Data: sources (where arrays come from), variants (what the model sees), pipeline (batches)."""

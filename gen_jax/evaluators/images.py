@@ -1,0 +1,55 @@
+"""Image evaluators: sample grids, reconstructions, latent interpolation.
+
+`interpolation` encodes pairs of test images, decodes `steps` points on the
+line between their posterior means and saves one row per pair to
+`<workdir>/samples/interpolation_<step>.png`.
+"""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_jax import errors, parallel
+from gen_jax.data import sources, variants
+from gen_jax.utils import images
+
+
+def evaluate(run, ts, name: str, ec) -> dict:
+  kind = ec.type
+  step = int(jax.device_get(ts.step))
+  family, d = run.family, run.config.data
+  params = ts.eval_params()
+  path = os.path.join(run.workdir, "samples", f"{name}_{step:08d}.png")
+  if kind == "samples":
+    x = jax.jit(family.sample, static_argnums=3)(
+        params, ts.state, parallel.fold(run.base_rng, "eval", name), ec.num)
+    grid = np.asarray(parallel.to_host(x))
+    rows = None
+  else:
+    if family.encode is None or family.decode is None:
+      raise errors.ConfigError(f"evaluator {kind!r} needs a family with encode/decode")
+    split = sources.load(d.name, d.eval_split, d.path, d.download)
+    raw, variant = variants.eval_arrays(d.variant, split.x[:2 * ec.num])
+    x = variants.apply(variant, jnp.asarray(raw), parallel.fold(run.base_rng, "eval", name))
+    if kind == "reconstructions":
+      rec = jax.jit(lambda p, s, v: family.decode(p, s, family.encode(p, s, v)))(
+          params, ts.state, x[:ec.num])
+      grid, rows = np.concatenate([np.asarray(x[:ec.num]), np.asarray(rec)]), 2
+    else:
+      grid, rows = _interpolate(family, params, ts.state, x, ec.num, ec.steps), ec.num
+  if parallel.is_main():
+    images.save_grid(path, grid, rows=rows, scale=2)
+  return {f"{name}/png": (path, f"{kind} grid")}
+
+
+def _interpolate(family, params, state, x, pairs: int, steps: int) -> np.ndarray:
+  """Rows of [x_a, decode((1-t) z_a + t z_b) for t in linspace(0, 1, steps), x_b]."""
+  z = family.encode(params, state, x[:2 * pairs])
+  za, zb = z[:pairs], z[pairs:2 * pairs]
+  t = jnp.linspace(0.0, 1.0, steps)[None, :, None]
+  zt = (1 - t) * za[:, None] + t * zb[:, None]                 # [pairs, steps, D]
+  dec = family.decode(params, state, zt.reshape(pairs * steps, -1))
+  dec = dec.reshape((pairs, steps) + dec.shape[1:])
+  rows = jnp.concatenate([x[:pairs, None], dec, x[pairs:2 * pairs, None]], axis=1)
+  return np.asarray(rows.reshape((-1,) + rows.shape[2:]))

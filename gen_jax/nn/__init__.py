@@ -1,0 +1,1 @@
+"""Flax modules without a loss, and log-densities."""

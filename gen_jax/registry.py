@@ -1,0 +1,34 @@
+"""Explicit registries: name -> module path. No import side effects.
+
+Each family module exposes `make(config, x_shape) -> types.Family`; each evaluator module
+exposes `evaluate(ctx, name, eval_config) -> dict`; dataset names are resolved by
+`gen_jax.data.sources`.
+"""
+import importlib
+
+from gen_jax import errors
+
+FAMILIES = {
+    "vae": "gen_jax.models.vae",
+}
+
+EVALUATORS = {
+    "likelihood": "gen_jax.evaluators.likelihood",
+    "samples": "gen_jax.evaluators.images",
+    "reconstructions": "gen_jax.evaluators.images",
+    "interpolation": "gen_jax.evaluators.images",
+}
+
+
+def _load(table: dict, kind: str, name: str):
+  if name not in table:
+    raise errors.ConfigError(errors.choices(kind, name, table))
+  return importlib.import_module(table[name])
+
+
+def family_module(name: str):
+  return _load(FAMILIES, "family", name)
+
+
+def evaluator_module(name: str):
+  return _load(EVALUATORS, "evaluator type", name)

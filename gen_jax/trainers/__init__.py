@@ -1,0 +1,1 @@
+"""Trainers. Each module exposes `make(family, config) -> Trainer`."""

@@ -1,0 +1,1 @@
+"""Checkpoints, metric writers and image grids."""
