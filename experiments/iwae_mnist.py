@@ -10,8 +10,8 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
   python -m gen_jax.main --config experiments/iwae_mnist.py:k50 --workdir runs/iwae50
       paper schedule; one GPU, days (not run here)
   python -m gen_jax.main --config experiments/iwae_mnist.py:k50_cpu --workdir runs/iwae50_cpu
-      compressed schedule: rounds i=0..5 of 3^i "epochs" of 60 steps at batch 100
-      (21,840 steps, 36.4 epochs); 2 CPU cores, about 45 minutes
+      compressed schedule: rounds i=0..5 of 3^i "epochs" of 80 steps at batch 100
+      (29,120 steps, 48.5 epochs); 2 CPU cores, about 75 minutes
   python -m gen_jax.main --config experiments/iwae_mnist.py:k5 --workdir runs/iwae5
   python -m gen_jax.main --config experiments/iwae_mnist.py:smoke --workdir /tmp/iwae_smoke
       seconds; used by the tests
@@ -33,7 +33,7 @@ def get_config(arg: str = "k50"):
     return vae_mnist.burda_config("smoke", objective="iwae", k=5)
   k, _, schedule = variant.partition("_")
   c = vae_mnist.burda_config(schedule, objective="iwae", k=int(k[1:]),
-                             cpu_epoch_steps=60, cpu_rounds=6)
+                             cpu_epoch_steps=80, cpu_rounds=6)
   if schedule == "cpu":
     # A k=50 step costs ~50 VAE steps: dispatch 20 at a time, log and save often.
     c.steps_per_dispatch, c.log_every_steps, c.ckpt_every_steps = 20, 1000, 2000

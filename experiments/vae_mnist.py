@@ -12,8 +12,8 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
   python -m gen_jax.main --config experiments/vae_mnist.py --workdir runs/vae_mnist
       paper schedule; one GPU, days (not run here)
   python -m gen_jax.main --config experiments/vae_mnist.py:cpu --workdir runs/vae_mnist_cpu
-      the same 8 rounds with each "epoch" shortened to 120 steps of batch 100
-      (1/5 epoch: 656 epochs, 393,600 steps); 2 CPU cores, under 1 hour
+      the same 8 rounds with each "epoch" shortened to 200 steps of batch 100
+      (1/3 epoch: 1,093 epochs, 656,000 steps); 2 CPU cores, about 1 hour
   python -m gen_jax.main --config experiments/vae_mnist.py:smoke --workdir /tmp/vae_smoke
       seconds; used by the tests
 """
@@ -28,7 +28,7 @@ def get_config(arg: str = ""):
   return burda_config(variant, objective="elbo", k=1)
 
 
-def burda_config(variant: str, objective: str, k: int, cpu_epoch_steps: int = 120,
+def burda_config(variant: str, objective: str, k: int, cpu_epoch_steps: int = 200,
                  cpu_rounds: int = 8):
   """Burda et al. 2015 MLP VAE/IWAE on MNIST; `variant` picks the schedule.
 
