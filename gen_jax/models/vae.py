@@ -1,8 +1,12 @@
 """Variational autoencoders: ELBO, IWAE(k) and beta-VAE objectives; MLP or conv nets.
 
 Model: p(z) = N(0, I), q(z|x) = N(mu(x), diag sigma(x)^2), and a decoder
-p(x|z) that is Bernoulli (binary data) or a discretized logistic over 256
-levels (8-bit grayscale). All log-probabilities are in nats per example.
+p(x|z) that is Bernoulli (binary data), a discretized logistic over 256 levels
+(8-bit grayscale) or a Gaussian with a learned per-pixel scale (continuous,
+e.g. dequantized data). All log-probabilities are in nats per example. With
+`hidden=()` and the Gaussian likelihood, the model is linear-Gaussian
+(probabilistic PCA), whose marginal is known in closed form; the tests use it
+to check the estimators.
 
 Objectives (config.model.objective), each to be maximized, per example:
   elbo:  E_q[log p(x|z)] - KL(q || p), one sample, KL in closed form
@@ -29,7 +33,7 @@ from gen_jax import errors, types
 from gen_jax.nn import dists, layers
 
 OBJECTIVES = ("elbo", "beta", "iwae")
-LIKELIHOODS = ("bernoulli", "logistic")
+LIKELIHOODS = ("bernoulli", "logistic", "gaussian")
 ARCHS = ("mlp", "conv")
 
 
@@ -55,23 +59,30 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
   """z: f32[N, latent_dim] -> distribution parameters f32[N, H, W, C*m].
 
-  m = 1 (Bernoulli logits) or 2 (logistic mean logit, log-scale).
+  m = 1 (Bernoulli logits) or 2 (mean, log-scale). With `free_scale`, the
+  log-scale is a free per-pixel parameter `log_sigma` (Gaussian decoder).
   """
   arch: str
   hidden: tuple
   image_shape: tuple
   activation: str
   params_per_pixel: int
+  free_scale: bool = False
 
   @nn.compact
   def __call__(self, z):
     act = layers.ACTIVATIONS[self.activation]
     h, w, c = self.image_shape
-    c_out = c * self.params_per_pixel
+    c_out = c * (1 if self.free_scale else self.params_per_pixel)
     if self.arch == "mlp":
       out = layers.MLP(tuple(reversed(self.hidden)) + (h * w * c_out,), act)(z)
-      return out.reshape(z.shape[0], h, w, c_out)
-    return layers.ConvDecoder(tuple(reversed(self.hidden)), (h, w, c_out), act)(z)
+      out = out.reshape(z.shape[0], h, w, c_out)
+    else:
+      out = layers.ConvDecoder(tuple(reversed(self.hidden)), (h, w, c_out), act)(z)
+    if self.free_scale:
+      log_sigma = self.param("log_sigma", nn.initializers.zeros, (h, w, c))
+      out = jnp.concatenate([out, jnp.broadcast_to(log_sigma, out.shape)], axis=-1)
+    return out
 
 
 def _check(m: ml_collections.ConfigDict, variant: str) -> None:
@@ -90,6 +101,10 @@ def _check(m: ml_collections.ConfigDict, variant: str) -> None:
     raise errors.ConfigError(
         f"likelihood 'logistic' models 8-bit levels and needs data.variant 'grayscale' "
         f"(got {variant!r})")
+  if m.likelihood == "gaussian" and variant != "dequantized_8bit":
+    raise errors.ConfigError(
+        f"likelihood 'gaussian' is a density and needs data.variant 'dequantized_8bit' "
+        f"(got {variant!r})")
   if m.k < 1:
     raise errors.ConfigError(f"model.k must be >= 1 (got {m.k})")
 
@@ -102,20 +117,25 @@ def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
     raise errors.ConfigError(f"arch 'conv' needs H and W divisible by 4 (got {x_shape})")
   ppp = 1 if m.likelihood == "bernoulli" else 2
   encoder = Encoder(m.arch, tuple(m.hidden), m.latent_dim, m.activation)
-  decoder = Decoder(m.arch, tuple(m.hidden), tuple(x_shape), m.activation, ppp)
+  decoder = Decoder(m.arch, tuple(m.hidden), tuple(x_shape), m.activation, ppp,
+                    free_scale=m.likelihood == "gaussian")
 
   def log_lik(out, x):
     """log p(x|z): out f32[N, H, W, C*ppp], x f32[N, H, W, C] -> f32[N]."""
     if m.likelihood == "bernoulli":
       return dists.bernoulli_log_prob(out, x)
-    mean_logit, log_scale = jnp.split(out, 2, axis=-1)
+    mean, log_scale = jnp.split(out, 2, axis=-1)
+    if m.likelihood == "gaussian":
+      return dists.normal_log_prob(x.reshape(x.shape[0], -1), mean.reshape(x.shape[0], -1),
+                                   log_scale.reshape(x.shape[0], -1))
     return dists.discretized_logistic_log_prob(
-        x, jax.nn.sigmoid(mean_logit), jnp.maximum(log_scale, -7.0))
+        x, jax.nn.sigmoid(mean), jnp.maximum(log_scale, -7.0))
 
   def mean_image(out):
     if m.likelihood == "bernoulli":
       return jax.nn.sigmoid(out)
-    return jax.nn.sigmoid(jnp.split(out, 2, axis=-1)[0])
+    mean = jnp.split(out, 2, axis=-1)[0]
+    return mean if m.likelihood == "gaussian" else jax.nn.sigmoid(mean)
 
   def init(rng, batch):
     x = batch["x"]
