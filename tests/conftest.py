@@ -23,15 +23,15 @@ def needs_tfds(name: str):
       reason=f"needs the real TFDS dataset {name!r}: set TFDS_DATA_DIR to a folder holding it")
 
 
-def run_main(args, devices: int = 1, env=None, timeout=300, **popen):
+def run_main(args, devices: int = 1, env=None, timeout=300, popen=False, **kwargs):
   """Runs `python -m gen_jax.main ARGS` with `devices` fake CPU devices."""
   full_env = dict(os.environ)
   full_env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   full_env["PYTHONUNBUFFERED"] = "1"
   full_env.update(env or {})
   cmd = [sys.executable, "-m", "gen_jax.main", *args]
-  if popen:
-    return subprocess.Popen(cmd, env=full_env, cwd=REPO, **popen)
+  if popen:  # a background process; kwargs go to Popen (stdout=..., stderr=...)
+    return subprocess.Popen(cmd, env=full_env, cwd=REPO, **kwargs)
   return subprocess.run(cmd, env=full_env, cwd=REPO, capture_output=True, text=True,
                         timeout=timeout)
 

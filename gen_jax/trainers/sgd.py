@@ -54,7 +54,7 @@ def make(family: types.Family, config) -> Trainer:
         params[player] = optax.apply_updates(params[player], updates)
       prefix = f"{player}/" if multi else ""
       metrics[prefix + "loss"] = loss
-      metrics[prefix + "grad_norm"] = optax.global_norm(grads)
+      metrics[prefix + "grad_norm"] = optax.tree.norm(grads)
       metrics.update({prefix + k: v for k, v in aux.items()})
     ema = ts.ema
     if ema is not None:

@@ -1,0 +1,199 @@
+"""The generic trainer: player isolation, EMA, scan, NaN guard, devices, resume."""
+import json
+import os
+import re
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from gen_jax import config_lib, errors, optim, registry, types
+from gen_jax.trainers import loop, sgd
+from gen_jax.utils import ckpt, writers
+
+from conftest import REPO, experiment, run_main
+
+QUICK = experiment("quickstart.py:smoke")
+
+
+@pytest.fixture
+def toy(monkeypatch):
+  monkeypatch.syspath_prepend(os.path.join(REPO, "tests"))
+  monkeypatch.setitem(registry.FAMILIES, "toy", "toy_family")
+
+  def config(**model):
+    c = config_lib.load_config(QUICK)
+    c.family = "toy"
+    c.model = ml_collections.ConfigDict(model)
+    c.evals = ml_collections.ConfigDict()
+    return c
+  return config
+
+
+def _sgd(lr):
+  return optim.adam(lr, name="sgd")
+
+
+def test_players_update_in_order_and_only_their_own_params(toy):
+  config = toy(kind="two_player", updates_a=2)
+  config.optim = ml_collections.ConfigDict({"a": _sgd(0.1), "b": _sgd(0.3)})
+  import toy_family  # pylint: disable=g-import-not-at-top
+  family = toy_family.make(config, None)
+  trainer = sgd.make(family, config)
+  x = jax.random.uniform(jax.random.key(0), (8, 4, 4, 1))
+  ts = trainer.init(jax.random.key(1), {"x": x})
+  new, metrics = trainer.step(ts, {"x": x}, jax.random.key(2))
+  # The same updates by hand: two SGD steps on a (b fixed), then one on b (a fixed).
+  wa, wb = ts.params["a"]["w"], ts.params["b"]["w"]
+  for _ in range(2):
+    wa = wa - 0.1 * jax.grad(lambda w: family.loss(
+        "a", {"a": {"w": w}, "b": {"w": wb}}, ts.state, {"x": x}, None)[0])(wa)
+  wb = wb - 0.3 * jax.grad(lambda w: family.loss(
+      "b", {"a": {"w": wa}, "b": {"w": w}}, ts.state, {"x": x}, None)[0])(wb)
+  np.testing.assert_allclose(new.params["a"]["w"], wa, rtol=1e-6)
+  np.testing.assert_allclose(new.params["b"]["w"], wb, rtol=1e-6)
+  assert int(new.state["calls"]) == 3          # non-gradient state threaded through
+  assert int(new.step) == 1 and set(metrics) >= {"a/loss", "b/loss", "a/w_norm"}
+
+
+def test_a_player_update_never_changes_the_other_player(toy):
+  config = toy(kind="two_player", updates_a=1)
+  config.optim = ml_collections.ConfigDict({"a": _sgd(0.1), "b": optim.adam(0.1, name="frozen")})
+  import toy_family  # pylint: disable=g-import-not-at-top
+  trainer = sgd.make(toy_family.make(config, None), config)
+  x = jnp.ones((4, 4, 4, 1))
+  ts = trainer.init(jax.random.key(1), {"x": x})
+  new, _ = trainer.step(ts, {"x": x}, jax.random.key(2))
+  np.testing.assert_array_equal(new.params["b"]["w"], ts.params["b"]["w"])
+  assert not np.allclose(new.params["a"]["w"], ts.params["a"]["w"])
+
+
+def test_ema_follows_the_recursion(toy):
+  config = toy(kind="two_player", updates_a=1)
+  config.optim = ml_collections.ConfigDict({"a": _sgd(0.1), "b": _sgd(0.1)})
+  config.ema_decay = 0.9
+  import toy_family  # pylint: disable=g-import-not-at-top
+  trainer = sgd.make(toy_family.make(config, None), config)
+  x = jnp.ones((4, 4, 4, 1))
+  ts = trainer.init(jax.random.key(1), {"x": x})
+  expected = ts.params
+  for i in range(3):
+    ts, _ = trainer.step(ts, {"x": x}, jax.random.key(i))
+    expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, expected, ts.params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), ts.ema, expected)
+  assert ts.eval_params() is ts.ema
+
+
+def test_nan_stops_training_naming_the_step_and_keeps_last_good_checkpoint(toy, tmp_path):
+  config = toy(kind="diverge", scale=1.0)
+  config.optim = ml_collections.ConfigDict({"model": _sgd(1000.0)})
+  config.update(total_steps=40, steps_per_dispatch=1, log_every_steps=5, ckpt_every_steps=5)
+  with pytest.raises(errors.NonFiniteLossError) as e:
+    loop.train(config, str(tmp_path))
+  # w_t = (-1999)^t: |w|^2 and the gradient norm overflow float32 within ~7 steps.
+  match = re.search(r"non-finite (loss|grad_norm)=inf at step (\d+); training stopped. "
+                    r"Last good checkpoint: step (\d+)", str(e.value))
+  assert match, str(e.value)
+  bad, good = int(match.group(2)), int(match.group(3))
+  assert 3 <= bad <= 13 and good == (bad - 1) // 5 * 5
+  run = loop.setup(config, str(tmp_path))
+  ts = loop.init_or_restore(run)
+  assert int(ts.step) == good and np.all(np.isfinite(ts.params["model"]["w"]))
+  assert run.checkpointer.all_steps()[-1] == good   # nothing after the bad step saved
+  run.checkpointer.close()
+
+
+def _final_params(workdir, config_spec=QUICK, overrides=()):
+  config = config_lib.load_config(config_spec, list(overrides))
+  run = loop.setup(config, workdir)
+  ts = loop.init_or_restore(run, require_checkpoint=True)
+  run.checkpointer.close()
+  return ts
+
+
+def test_scanned_steps_match_single_steps(tmp_path):
+  common = ["eval_at_end=false", "total_steps=8", "log_every_steps=8", "ckpt_every_steps=8"]
+  for k in (1, 4):
+    config = config_lib.load_config(QUICK, common + [f"steps_per_dispatch={k}"])
+    loop.train(config, str(tmp_path / f"k{k}"))
+  a = _final_params(str(tmp_path / "k1"), overrides=common)
+  b = _final_params(str(tmp_path / "k4"), overrides=common)
+  jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6),
+               a.params, b.params)
+
+
+def _losses(workdir):
+  return {r["step"]: r["loss"] for r in writers.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+          if "loss" in r}
+
+
+DEVICE_ARGS = ["--config", QUICK, "--config.data.batch_size=96", "--config.log_every_steps=2",
+               "--config.eval_at_end=False"]
+
+
+def test_eight_devices_match_one_device(tmp_path):
+  for n in (1, 8):
+    out = run_main(DEVICE_ARGS + ["--workdir", str(tmp_path / f"d{n}")], devices=n)
+    assert out.returncode == 0, out.stderr[-2000:]
+  one, eight = _losses(str(tmp_path / "d1")), _losses(str(tmp_path / "d8"))
+  assert sorted(one) == list(range(2, 21, 2))
+  np.testing.assert_allclose([eight[s] for s in one], [one[s] for s in one], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
+  port = 20000 + os.getpid() % 20000
+  dist = ["--config.distributed.enabled=True", f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+          "--config.distributed.num_processes=2", "--config.distributed.cpu_collectives=gloo"]
+  procs = [run_main(DEVICE_ARGS + dist + ["--workdir", str(tmp_path / "mp"),
+                                          f"--config.distributed.process_id={i}"],
+                    devices=4, stdout=open(tmp_path / f"p{i}.log", "w"),
+                    stderr=open(tmp_path / f"p{i}.err", "w"))
+           for i in range(2)]
+  for p in procs:
+    assert p.wait(timeout=300) == 0, (tmp_path / "p0.err").read_text()[-2000:]
+  single = run_main(DEVICE_ARGS + ["--workdir", str(tmp_path / "sp")], devices=8)
+  assert single.returncode == 0, single.stderr[-2000:]
+  mp, sp = _losses(str(tmp_path / "mp")), _losses(str(tmp_path / "sp"))
+  assert sorted(mp) == sorted(sp) == list(range(2, 21, 2))
+  np.testing.assert_allclose([mp[s] for s in sp], [sp[s] for s in sp], rtol=1e-5)
+  # Both processes wrote their shards; the checkpoint restores on one process.
+  a = _final_params(str(tmp_path / "mp"), overrides=["data.batch_size=96"])
+  b = _final_params(str(tmp_path / "sp"), overrides=["data.batch_size=96"])
+  jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6),
+               a.params, b.params)
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_is_bit_identical(tmp_path):
+  args = ["--config", QUICK, "--config.total_steps=400", "--config.ckpt_every_steps=20",
+          "--config.log_every_steps=20", "--config.eval_at_end=False"]
+  ref = run_main(args + ["--workdir", str(tmp_path / "ref")])
+  assert ref.returncode == 0, ref.stderr[-2000:]
+  killed = tmp_path / "killed"
+  proc = run_main(args + ["--workdir", str(killed)], popen=True,
+                  stdout=open(tmp_path / "k.log", "w"), stderr=open(tmp_path / "k.err", "w"))
+  ckdir = killed / "checkpoints"
+  deadline = time.time() + 120
+  while time.time() < deadline:  # kill once a checkpoint at step >= 60 is complete
+    done = [int(d) for d in os.listdir(ckdir) if d.isdigit()] if ckdir.exists() else []
+    if max(done, default=0) >= 60:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  first = json.loads((killed / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+  assert first < 400, "the run finished before it was killed; kill earlier"
+  resumed = run_main(args + ["--workdir", str(killed)])
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "resumed from" in resumed.stdout
+  a, b = _final_params(str(tmp_path / "ref")), _final_params(str(killed))
+  assert int(a.step) == int(b.step) == 400
+  for u, v in zip(jax.tree.leaves((a.params, a.opt_state)), jax.tree.leaves((b.params, b.opt_state))):
+    np.testing.assert_array_equal(u, v)
+  steps = [r["step"] for r in writers.read_jsonl(str(killed / "metrics.jsonl"))]
+  assert steps == sorted(set(steps)), "resumed metrics must not repeat steps"
