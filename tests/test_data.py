@@ -1,0 +1,100 @@
+"""Sources, variants and the in-memory loader."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen_jax import errors
+from gen_jax.data import pipeline, sources, variants
+
+from conftest import needs_tfds
+
+
+def test_loader_order_is_a_function_of_seed_and_step():
+  x = np.arange(103)
+  a = pipeline.Loader({"x": x}, 10, seed=3)
+  b = pipeline.Loader({"x": x}, 10, seed=3)
+  assert a.steps_per_epoch == 10
+  np.testing.assert_array_equal(a.batch(37)["x"], b.batch(37)["x"])   # random access
+  epoch = np.concatenate([a.batch(s)["x"] for s in range(10)])
+  assert len(set(epoch)) == 100                                        # no repeats
+  assert not np.array_equal(a.batch(0)["x"], a.batch(10)["x"])         # reshuffled
+  np.testing.assert_array_equal(a.batches(5, 3)["x"],
+                                np.stack([a.batch(s)["x"] for s in (5, 6, 7)]))
+
+
+def test_process_slices_tile_the_global_batch():
+  x = np.arange(1000)
+  one = pipeline.Loader({"x": x}, 24, seed=0)
+  parts = [pipeline.Loader({"x": x}, 24, seed=0, process_index=i, process_count=4)
+           for i in range(4)]
+  for step in (0, 7, 100):
+    np.testing.assert_array_equal(np.concatenate([p.batch(step)["x"] for p in parts]),
+                                  one.batch(step)["x"])
+
+
+def test_eval_batches_cover_every_example_once():
+  x = np.arange(23)
+  seen, weight = [], 0.0
+  for i in range(2):
+    for b, mask in pipeline.eval_batches({"x": x}, 10, i, 2):
+      seen += list(b["x"][mask > 0])
+      weight += mask.sum()
+  assert sorted(seen) == list(range(23)) and weight == 23
+
+
+def test_loader_rejects_impossible_batches():
+  with pytest.raises(errors.ConfigError, match="exceeds the 5 training examples"):
+    pipeline.Loader({"x": np.zeros(5)}, 10, 0)
+  with pytest.raises(errors.ConfigError, match="not divisible by 4 processes"):
+    pipeline.Loader({"x": np.zeros(50)}, 10, 0, 0, 4)
+
+
+def test_digits_are_embedded_and_rescaled():
+  train, test = sources.load("digits", "train"), sources.load("digits", "test")
+  assert train.x.shape == (1500, 8, 8, 1) and test.x.shape == (297, 8, 8, 1)
+  assert train.x.dtype == np.uint8 and train.x.max() == 255 and not train.binary
+  assert set(np.unique(train.y)) == set(range(10))
+
+
+def test_npz_source(tmp_path):
+  path = tmp_path / "d.npz"
+  np.savez(path, x_train=np.full((6, 4, 4), 7, np.uint8), y_train=np.arange(6))
+  s = sources.load("npz", "train", str(path))
+  assert s.x.shape == (6, 4, 4, 1) and list(s.y) == list(range(6))
+  with pytest.raises(errors.DataError, match="has no array 'x_test'; arrays present"):
+    sources.load("npz", "test", str(path))
+
+
+def test_variants_are_named_and_checked():
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2000, 4)), jnp.uint8)
+  rng = jax.random.key(0)
+  g = variants.apply("grayscale", x, rng)
+  assert float(g.min()) >= 0 and float(g.max()) <= 1
+  b1, b2 = variants.apply("binarized_dynamic", x, rng), variants.apply(
+      "binarized_dynamic", x, jax.random.key(1))
+  assert set(np.unique(b1)) == {0.0, 1.0} and not np.array_equal(b1, b2)  # resampled
+  np.testing.assert_allclose(b1.mean(), g.mean(), atol=0.01)                # E[b] = x/255
+  d = variants.apply("dequantized_8bit", x, rng)
+  np.testing.assert_array_equal(np.floor(np.asarray(d) * 256), np.asarray(x))  # same bin
+  with pytest.raises(errors.ConfigError, match="already binary"):
+    variants.check("grayscale", True, "binarized_mnist")
+
+
+def test_dynamic_test_set_is_binarized_once_with_a_fixed_seed():
+  x = np.random.default_rng(0).integers(0, 256, (50, 8, 8, 1)).astype(np.uint8)
+  a, va = variants.eval_arrays("binarized_dynamic", x)
+  b, _ = variants.eval_arrays("binarized_dynamic", x)
+  assert va == "binarized_static" and np.array_equal(a, b) and set(np.unique(a)) == {0, 1}
+
+
+@needs_tfds("mnist")
+def test_tfds_mnist_offline():
+  s = sources.load("mnist", "test")
+  assert s.x.shape == (10000, 28, 28, 1) and s.x.dtype == np.uint8 and len(s.y) == 10000
+
+
+@needs_tfds("binarized_mnist")
+def test_tfds_binarized_mnist_is_binary():
+  s = sources.load("binarized_mnist", "validation")
+  assert s.binary and s.x.shape == (10000, 28, 28, 1) and set(np.unique(s.x)) == {0, 1}
