@@ -37,13 +37,13 @@ def evaluate(run, ts, name: str, ec) -> dict:
           params, ts.state, x[:ec.num])
       grid, rows = np.concatenate([np.asarray(x[:ec.num]), np.asarray(rec)]), 2
     else:
-      grid, rows = _interpolate(family, params, ts.state, x, ec.num, ec.steps), ec.num
+      grid, rows = interpolate(family, params, ts.state, x, ec.num, ec.steps), ec.num
   if parallel.is_main():
     images.save_grid(path, grid, rows=rows, scale=2)
   return {f"{name}/png": (path, f"{kind} grid")}
 
 
-def _interpolate(family, params, state, x, pairs: int, steps: int) -> np.ndarray:
+def interpolate(family, params, state, x, pairs: int, steps: int) -> np.ndarray:
   """Rows of [x_a, decode((1-t) z_a + t z_b) for t in linspace(0, 1, steps), x_b]."""
   z = family.encode(params, state, x[:2 * pairs])
   za, zb = z[:pairs], z[pairs:2 * pairs]

@@ -1,0 +1,58 @@
+"""Every experiment's smoke variant trains, checkpoints, resumes, evaluates and samples."""
+import glob
+import importlib.util
+import json
+import os
+
+import pytest
+
+from gen_jax import config_lib
+from gen_jax.trainers import loop
+from gen_jax.utils import writers
+
+from conftest import REPO
+
+EXPERIMENTS = sorted(glob.glob(os.path.join(REPO, "experiments", "*.py")))
+
+
+def _module(path):
+  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
+def test_header_names_command_hardware_and_target(path):
+  module = _module(path)
+  doc = module.__doc__ or ""
+  assert "python -m gen_jax.main --config experiments/" in doc, "header needs its command"
+  assert "smoke" in module.VARIANTS and "smoke" in doc
+  assert "CPU" in doc or "GPU" in doc, "header needs the expected hardware"
+  assert any(w in doc for w in ("Reproduces", "Target")), "header needs its target"
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
+def test_smoke_trains_resumes_evaluates_and_samples(path, tmp_path, capsys):
+  spec, workdir = f"{path}:smoke", str(tmp_path)
+  config = config_lib.load_config(spec)
+  steps = config.total_steps
+  results = loop.train(config, workdir)
+  assert results and all(v == v for v in results.values() if isinstance(v, float))
+  assert os.path.isfile(os.path.join(workdir, "config.json"))
+  assert glob.glob(os.path.join(workdir, "tb", "events.out.tfevents.*"))
+  assert glob.glob(os.path.join(workdir, "samples", f"samples_{steps:08d}.png"))
+  # Rerunning with a longer schedule resumes from the last checkpoint.
+  longer = config_lib.load_config(spec, [f"total_steps={2 * steps}"])
+  loop.train(longer, workdir)
+  assert f"resumed from {workdir}/checkpoints at step {steps}" in capsys.readouterr().out.replace(
+      os.path.abspath(workdir), workdir)
+  logged = [r["step"] for r in writers.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+            if "loss" in r]
+  assert logged == sorted(set(logged)) and logged[-1] == 2 * steps
+  # Evaluation and sampling from the checkpoint, as --mode eval / sample run them.
+  results = loop.evaluate(longer, workdir)
+  with open(os.path.join(workdir, "eval", f"step_{2 * steps:08d}.json")) as f:
+    saved = json.load(f)
+  assert saved["results"].keys() == results.keys() and saved["units"]
+  assert os.path.isfile(loop.sample(longer, workdir))
