@@ -255,7 +255,7 @@ def main(argv=None) -> dict:
   torch, torch_absent = import_torch(args.no_torch)
   notes = []
   if torch is None:
-    print(f"torch: absent, {torch_absent}; skipping torch_eager and torch_compile")
+    print(f"torch absent: {torch_absent}. Skipping torch_eager and torch_compile.")
 
   with tempfile.TemporaryDirectory() as tmp:
     npz = os.path.join(tmp, "random_28x28.npz")

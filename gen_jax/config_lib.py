@@ -43,6 +43,12 @@ def base() -> ml_collections.ConfigDict:
   c.num_samples = 64             # images in sample grids
   c.eval_at_end = True
   c.evals = ml_collections.ConfigDict()   # name -> {type: registry.EVALUATORS key, ...}
+  # The published number this experiment reproduces (shown beside results).
+  c.reference = ml_collections.ConfigDict(dict(
+      metric="",                 # an evaluator result key, e.g. "test_ll/nll_iwae"
+      value=0.0,                 # in the same units and sign as that result
+      source="",                 # citation, table
+  ))
   c.distributed = ml_collections.ConfigDict(dict(
       enabled=False,             # call jax.distributed.initialize
       coordinator_address="",    # "host:port"; empty: auto-detect (TPU, SLURM)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from gen_jax import config_lib
+from gen_jax import config_lib, report
 from gen_jax.trainers import loop
 from gen_jax.utils import writers
 
@@ -56,3 +56,6 @@ def test_smoke_trains_resumes_evaluates_and_samples(path, tmp_path, capsys):
     saved = json.load(f)
   assert saved["results"].keys() == results.keys() and saved["units"]
   assert os.path.isfile(loop.sample(longer, workdir))
+  # The results table is generated from the workdir alone.
+  r = report.row(workdir)
+  assert r["commit"] and r["hardware"] and r["schedule"].startswith(f"{2 * steps:,} steps")

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gen_jax import config_lib, errors, parallel, registry, types
+from gen_jax import config_lib, errors, parallel, provenance, registry, types
 from gen_jax.data import pipeline, sources, variants
 from gen_jax.evaluators import run_evals
 from gen_jax.utils import ckpt, images, writers
@@ -168,6 +168,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start = int(jax.device_get(ts.step))
   save_config(config, workdir)
   writer = writers.MetricWriter(workdir, resume_step=start)
+  recorder = provenance.Recorder(workdir, start)
   total, k = config.total_steps, config.steps_per_dispatch
   if start:
     log(f"resumed from {run.checkpointer.directory} at step {start}")
@@ -211,10 +212,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if config.sample_every_steps and step % config.sample_every_steps == 0 and step < total:
         write_images(run, ts, step)
     run.checkpointer.wait()
+    train_seconds = time.time() - t0
     if step > start:
-      log(f"trained {step - start} steps in {_fmt_time(time.time() - t0)}")
+      log(f"trained {step - start} steps in {_fmt_time(train_seconds)}")
     write_images(run, ts, step)
     results = run_evals(run, ts, step, writer) if config.eval_at_end else {}
+    recorder.finish(step, train_seconds, len(run.train_data))
   finally:
     writer.close()
     run.checkpointer.close()

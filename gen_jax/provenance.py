@@ -1,0 +1,64 @@
+"""Where a number came from: commit, command, hardware and wall time of each run.
+
+`loop.train` appends one record per invocation to `<workdir>/run_info.jsonl`
+(a resumed run adds a record), so every reported result can name the code,
+command, hardware and total wall time that produced it.
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import jax
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def git_commit() -> str:
+  """Short commit of the gen_jax checkout, '+dirty' if it has local changes."""
+  try:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return commit + ("+dirty" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+def hardware() -> str:
+  """e.g. '1 x cpu (2 cores)' or '8 x NVIDIA H100 80GB HBM3'."""
+  devices = jax.devices()
+  kind = devices[0].device_kind
+  if devices[0].platform == "cpu":
+    kind = f"cpu ({os.cpu_count()} cores)"
+  procs = f", {jax.process_count()} processes" if jax.process_count() > 1 else ""
+  return f"{len(devices)} x {kind}{procs}"
+
+
+class Recorder:
+  """Appends {commit, command, hardware, steps, wall_s} for one invocation."""
+
+  def __init__(self, workdir: str, start_step: int):
+    self.path = os.path.join(workdir, "run_info.jsonl")
+    self.start_step = start_step
+    self.t0 = time.time()
+    self.base = {
+        "commit": git_commit(),
+        "command": " ".join(["python -m gen_jax.main"] + sys.argv[1:])
+                   if sys.argv and sys.argv[0].endswith("main.py") else " ".join(sys.argv),
+        "hardware": hardware(),
+        "jax": jax.__version__, "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.t0)),
+    }
+
+  def finish(self, end_step: int, train_seconds: float, train_examples: int) -> None:
+    if jax.process_index() != 0:
+      return
+    record = dict(self.base, start_step=self.start_step, end_step=end_step,
+                  train_examples=train_examples,
+                  train_s=round(train_seconds, 1), wall_s=round(time.time() - self.t0, 1))
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")

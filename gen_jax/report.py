@@ -1,0 +1,91 @@
+"""Results tables generated from run workdirs, never typed by hand.
+
+  python -m gen_jax.report runs/vae_mnist_cpu runs/iwae50_cpu [--readme README.md]
+
+For each workdir it reads the latest `eval/step_*.json` (values and units),
+`run_info.jsonl` (commit, command, hardware, wall time of every invocation,
+summed over resumes) and `config.json` (dataset, variant, schedule, and the
+`reference` number the experiment reproduces). With --readme it replaces the
+block between `<!-- results:start -->` and `<!-- results:end -->`.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _hours(seconds: float) -> str:
+  return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def row(workdir: str) -> dict:
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = json.load(f)
+  evals = sorted(glob.glob(os.path.join(workdir, "eval", "step_*.json")))
+  if not evals:
+    raise SystemExit(f"{workdir}: no eval/step_*.json; run --mode eval first")
+  with open(evals[-1]) as f:
+    ev = json.load(f)
+  with open(os.path.join(workdir, "run_info.jsonl")) as f:
+    info = [json.loads(line) for line in f if line.strip()]
+  ref = config.get("reference", {})
+  metric = ref.get("metric") or next(k for k, v in ev["results"].items()
+                                     if isinstance(v, float) and not k.endswith("_sem"))
+  value = ev["results"][metric]
+  sem = ev["results"].get(metric + "_sem")
+  d = config["data"]
+  steps = info[-1]["end_step"]
+  epochs = steps * d["batch_size"] / info[-1].get("train_examples", float("nan"))
+  return {
+      "run": os.path.basename(os.path.normpath(workdir)),
+      "data": f"{d['name']} ({d['variant']})",
+      "metric": f"{metric} [{ev['units'][metric].split(';')[0]}]",
+      "value": f"{value:.2f}" + (f" ± {sem:.2f}" if sem is not None else ""),
+      "reference": (f"{ref['value']:.2f} ({ref['source']})" if ref.get("value") else "–"),
+      "schedule": f"{steps:,} steps × batch {d['batch_size']} ({epochs:.0f} epochs)",
+      "hardware": info[-1]["hardware"],
+      "wall": _hours(sum(r["wall_s"] for r in info)),
+      "commit": info[0]["commit"],
+      "command": info[0]["command"],
+  }
+
+
+COLUMNS = [("run", "Run"), ("data", "Data (variant)"), ("metric", "Metric"),
+           ("value", "Value"), ("reference", "Paper"), ("schedule", "Schedule"),
+           ("hardware", "Hardware"), ("wall", "Wall time"), ("commit", "Commit")]
+
+
+def table(rows) -> str:
+  lines = ["| " + " | ".join(t for _, t in COLUMNS) + " |",
+           "|" + "---|" * len(COLUMNS)]
+  lines += ["| " + " | ".join(str(r[k]) for k, _ in COLUMNS) + " |" for r in rows]
+  lines += ["", "Commands:", ""] + [f"- `{r['run']}`: `{r['command']}`" for r in rows]
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("workdirs", nargs="+")
+  parser.add_argument("--readme", default="")
+  args = parser.parse_args(argv)
+  text = table([row(w) for w in args.workdirs])
+  if not args.readme:
+    print(text)
+    return 0
+  with open(args.readme) as f:
+    readme = f.read()
+  if START not in readme or END not in readme:
+    raise SystemExit(f"{args.readme} has no {START} ... {END} block")
+  readme = re.sub(re.escape(START) + ".*?" + re.escape(END),
+                  lambda _: f"{START}\n{text}\n{END}", readme, flags=re.S)
+  with open(args.readme, "w") as f:
+    f.write(readme)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
