@@ -26,8 +26,6 @@ Reference figures (ms/step, MLP VAE 784-400-20, batch 128):
                100 steps in one lax.scan 0.077.
 """
 import argparse
-import copy
-import dataclasses
 import datetime
 import json
 import os
@@ -42,7 +40,7 @@ import jax
 import numpy as np
 
 from gen_jax import config_lib, parallel
-from gen_jax.data import pipeline, variants
+from gen_jax.data import pipeline
 from gen_jax.trainers import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,17 +103,10 @@ def trainer_contender(run: loop.Run) -> Chunk:
 
 
 def bare_contender(run: loop.Run) -> Chunk:
-  """jit(variant + trainer.step), state donated, on one batch resident on device."""
-  variant, trainer = run.config.data.variant, run.trainer
-
-  def one_step(ts, x, base_rng):
-    rng = jax.random.fold_in(base_rng, ts.step)
-    batch = {"x": variants.apply(variant, x, parallel.fold(rng, "data"))}
-    return trainer.step(ts, batch, parallel.fold(rng, "update"))
-
-  step_fn = jax.jit(one_step, donate_argnums=0)
+  """The trainer's own step function, jitted with donation, on one resident batch."""
+  step_fn = jax.jit(loop.train_step_fn(run), donate_argnums=0)
   ts = loop.init_or_restore(run)
-  x = parallel.to_global(run.train_data.x[:BATCH], run.mesh)
+  x = parallel.to_global({"x": run.train_data.x[:BATCH]}, run.mesh)
 
   def chunk(n: int) -> float:
     def go():
@@ -132,12 +123,8 @@ def scan_contender(run: loop.Run) -> Chunk:
 
   Runs ceil(n / SCAN_K) calls (at least one) and returns ms per step.
   """
-  config = copy.deepcopy(run.config)
-  config.steps_per_dispatch = SCAN_K
-  config_lib.validate(config)
-  scan_run = dataclasses.replace(run, config=config)
-  step_fn = loop.make_step_fn(scan_run)
-  ts = loop.init_or_restore(scan_run)
+  step_fn = loop.make_step_fn(run, k=SCAN_K)
+  ts = loop.init_or_restore(run)
   x = run.train_data.x[:SCAN_K * BATCH].reshape((SCAN_K, BATCH) + run.x_shape)
   raw = parallel.to_global({"x": x}, run.mesh, batch_dim=1)
 

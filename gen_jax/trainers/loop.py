@@ -85,15 +85,28 @@ def init_or_restore(run: Run, require_checkpoint: bool = False,
   return state
 
 
-def make_step_fn(run: Run):
-  """jit(k train steps) over the mesh, state donated: (ts, raw[k, B, ...]) -> (ts, metrics[k])."""
-  config, trainer = run.config, run.trainer
-  variant, k = config.data.variant, config.steps_per_dispatch
+def train_step_fn(run: Run):
+  """The pure, unjitted step on a raw batch: (ts, {"x": u8[B, ...]}, base_rng) -> (ts, metrics).
+
+  Keys come from (base_rng, ts.step): one for the data variant (e.g. the
+  dynamic binarization), one for the trainer's updates.
+  """
+  variant, trainer = run.config.data.variant, run.trainer
 
   def one(ts, raw, base_rng):
     rng = jax.random.fold_in(base_rng, ts.step)
     batch = dict(raw, x=variants.apply(variant, raw["x"], parallel.fold(rng, "data")))
     return trainer.step(ts, batch, parallel.fold(rng, "update"))
+  return one
+
+
+def make_step_fn(run: Run, k: int | None = None):
+  """jit(k train steps) over the mesh, state donated: (ts, raw[k, B, ...]) -> (ts, metrics[k]).
+
+  k defaults to config.steps_per_dispatch; k > 1 runs the steps in a lax.scan.
+  """
+  k = run.config.steps_per_dispatch if k is None else k
+  one = train_step_fn(run)
 
   def multi(ts, raw, base_rng):
     if k == 1:
