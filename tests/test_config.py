@@ -1,9 +1,8 @@
 """Bad configs and missing data fail with one clear line listing the valid choices."""
 import pytest
+from conftest import experiment
 
 from gen_jax import config_lib, errors, main
-
-from conftest import experiment
 
 
 def _error_line(capsys, argv):

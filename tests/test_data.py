@@ -3,11 +3,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import needs_tfds
 
 from gen_jax import errors
 from gen_jax.data import pipeline, sources, variants
-
-from conftest import needs_tfds
 
 
 def test_loader_order_is_a_function_of_seed_and_step():

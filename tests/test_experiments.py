@@ -5,12 +5,11 @@ import json
 import os
 
 import pytest
+from conftest import REPO
 
 from gen_jax import config_lib, report
 from gen_jax.trainers import loop
 from gen_jax.utils import writers
-
-from conftest import REPO
 
 EXPERIMENTS = sorted(glob.glob(os.path.join(REPO, "experiments", "*.py")))
 

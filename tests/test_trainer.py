@@ -10,12 +10,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-
-from gen_jax import config_lib, errors, optim, registry, types
-from gen_jax.trainers import loop, sgd
-from gen_jax.utils import ckpt, writers
-
 from conftest import REPO, experiment, run_main
+
+from gen_jax import config_lib, errors, optim, registry
+from gen_jax.trainers import loop, sgd
+from gen_jax.utils import writers
 
 QUICK = experiment("quickstart.py:smoke")
 
@@ -147,7 +146,8 @@ def test_eight_devices_match_one_device(tmp_path):
 @pytest.mark.slow
 def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
   port = 20000 + os.getpid() % 20000
-  dist = ["--config.distributed.enabled=True", f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+  dist = ["--config.distributed.enabled=True",
+          f"--config.distributed.coordinator_address=127.0.0.1:{port}",
           "--config.distributed.num_processes=2", "--config.distributed.cpu_collectives=gloo"]
   procs = [run_main(DEVICE_ARGS + dist + ["--workdir", str(tmp_path / "mp"),
                                           f"--config.distributed.process_id={i}"],
@@ -193,7 +193,6 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
   assert "resumed from" in resumed.stdout
   a, b = _final_params(str(tmp_path / "ref")), _final_params(str(killed))
   assert int(a.step) == int(b.step) == 400
-  for u, v in zip(jax.tree.leaves((a.params, a.opt_state)), jax.tree.leaves((b.params, b.opt_state))):
-    np.testing.assert_array_equal(u, v)
+  jax.tree.map(np.testing.assert_array_equal, (a.params, a.opt_state), (b.params, b.opt_state))
   steps = [r["step"] for r in writers.read_jsonl(str(killed / "metrics.jsonl"))]
   assert steps == sorted(set(steps)), "resumed metrics must not repeat steps"

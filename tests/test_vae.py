@@ -61,7 +61,7 @@ def test_params_tree_is_the_one_the_model_builds():
   family, params, _, _ = _linear_gaussian()
   init, _ = family.init(jax.random.key(1), {"x": jnp.zeros((1, 1, D, 1))})
   assert jax.tree.structure(init) == jax.tree.structure(params)
-  assert all(a.shape == b.shape for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(params)))
+  jax.tree.map(lambda a, b: np.testing.assert_equal(a.shape, b.shape), init, params)
 
 
 def test_exact_posterior_makes_every_bound_exact():

@@ -18,7 +18,7 @@ from gen_jax.data import pipeline, sources, variants
 
 
 def evaluate(run, ts, name: str, ec) -> dict:
-  cfg, d = run.config, run.config.data
+  d = run.config.data
   split = sources.load(d.name, ec.get("split", d.eval_split), d.path, d.download)
   x, variant = variants.eval_arrays(d.variant, split.x)
   if ec.get("num_examples", 0):

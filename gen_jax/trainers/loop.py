@@ -52,7 +52,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   sources.check_name(d.name)
   train = sources.load(d.name, d.train_split, d.path, d.download)
   variants.check(d.variant, train.binary, d.name)
-  for name, ec in config.evals.items():
+  for ec in config.evals.values():
     registry.evaluator_module(ec.type)  # fail on unknown types before training
   parallel.check_batch(d.batch_size)
   mesh = parallel.make_mesh()
