@@ -101,7 +101,9 @@ def _npz(path: str, split: str) -> Split:
 def _tfds(name: str, split: str, binary: bool, download: bool) -> Split:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
-    source = tfds.data_source(name, split=split, download=download)
+    # Read TFDS_DATA_DIR at call time (tfds reads it once, at import).
+    source = tfds.data_source(name, split=split, download=download,
+                              data_dir=os.environ.get("TFDS_DATA_DIR") or None)
   except Exception as e:  # tfds raises several types for a missing dataset.
     where = os.environ.get("TFDS_DATA_DIR", "tfds' default data folder")
     raise errors.DataError(
