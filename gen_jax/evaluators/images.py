@@ -39,7 +39,7 @@ def evaluate(run, ts, name: str, ec) -> dict:
     else:
       grid, rows = interpolate(family, params, ts.state, x, ec.num, ec.steps), ec.num
   if parallel.is_main():
-    images.save_grid(path, grid, rows=rows, scale=2)
+    images.save_grid(path, grid, rows=rows)
   return {f"{name}/png": (path, f"{kind} grid")}
 
 

@@ -150,7 +150,7 @@ def write_images(run: Run, ts: types.TrainState, step: int) -> None:
   x = parallel.to_host(sample(params, ts.state, rng, cfg.num_samples))
   if parallel.is_main():
     images.save_grid(os.path.join(run.workdir, "samples", f"samples_{step:08d}.png"),
-                     np.asarray(x), scale=2)
+                     np.asarray(x))
   if run.family.encode is None or run.family.decode is None:
     return
   n = min(32, len(run.train_data))
@@ -161,7 +161,7 @@ def write_images(run: Run, ts: types.TrainState, step: int) -> None:
   both = np.concatenate([np.asarray(xin), np.asarray(recon)])
   if parallel.is_main():
     images.save_grid(os.path.join(run.workdir, "samples", f"reconstructions_{step:08d}.png"),
-                     both, rows=8, scale=2)
+                     both, rows=8)
 
 
 def save_config(config, workdir: str) -> None:
@@ -266,7 +266,7 @@ def sample(config, workdir: str, step: int | None = None) -> str:
   run.checkpointer.close()
   path = os.path.join(workdir, "samples", f"samples_{step:08d}")
   if parallel.is_main():
-    images.save_grid(path + ".png", x, scale=2)
+    images.save_grid(path + ".png", x)
     np.savez_compressed(path + ".npz", samples=x)
     log(f"wrote {path}.png and .npz ({config.num_samples} samples, step {step})")
   return path + ".png"

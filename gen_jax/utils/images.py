@@ -20,9 +20,10 @@ def grid(images: np.ndarray, rows: int | None = None, pad: int = 1) -> np.ndarra
 
 
 def save_grid(path: str, images: np.ndarray, rows: int | None = None,
-              scale: int = 1) -> str:
-  """Saves a grid PNG (upscaled by `scale`, nearest) and returns its path."""
+              scale: int | None = None) -> str:
+  """Saves a grid PNG upscaled by `scale` (nearest; default: tiles ~64 px) and returns its path."""
   g = grid(images, rows)
+  scale = max(1, 64 // images.shape[1]) if scale is None else scale
   img = Image.fromarray(g[..., 0] if g.shape[-1] == 1 else g)
   if scale > 1:
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
