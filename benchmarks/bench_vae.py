@@ -270,7 +270,7 @@ def main(argv=None) -> dict:
               + ", ".join(f"{n} {per_round[n][-1]:.3f}" for n in names) + " ms/step",
               flush=True)
     finally:
-      run.checkpointer.close()
+      run.close()
 
   results = {name: statistics.median(v) for name, v in per_round.items()}
   relative = {name: ms / results["jax_scan"] for name, ms in results.items()}

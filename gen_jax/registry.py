@@ -1,7 +1,8 @@
 """Explicit registries: name -> module path. No import side effects.
 
 Each family module exposes `make(config, x_shape) -> types.Family`; each evaluator module
-exposes `evaluate(ctx, name, eval_config) -> dict`; dataset names are resolved by
+exposes `evaluate(run, ts, name, eval_config) -> dict`; each trainer module
+exposes `make(family, config) -> Trainer`; dataset names are resolved by
 `gen_jax.data.sources`.
 """
 import importlib
@@ -10,6 +11,10 @@ from gen_jax import errors
 
 FAMILIES = {
     "vae": "gen_jax.models.vae",
+}
+
+TRAINERS = {
+    "sgd": "gen_jax.trainers.sgd",
 }
 
 EVALUATORS = {
@@ -28,6 +33,10 @@ def _load(table: dict, kind: str, name: str):
 
 def family_module(name: str):
   return _load(FAMILIES, "family", name)
+
+
+def trainer_module(name: str):
+  return _load(TRAINERS, "trainer", name)
 
 
 def evaluator_module(name: str):

@@ -71,3 +71,12 @@ def test_overrides_keep_types():
   assert c.model.hidden == (3, 4) and c.ema_decay == 0.5 and c.eval_at_end is False
   with pytest.raises(errors.ConfigError, match="is a section"):
     config_lib.set_value(c, "data", "x")
+
+
+def test_checkpoint_from_another_model_is_reported(capsys, tmp_path):
+  argv = ["--config", experiment("quickstart.py:smoke"), "--workdir", str(tmp_path),
+          "--config.eval_at_end=False"]
+  assert main.main(argv) == 0
+  capsys.readouterr()
+  line = _error_line(capsys, argv + ["--mode=eval", "--config.model.latent_dim=5"])
+  assert "does not fit this config (was the model or optimizer changed?)" in line

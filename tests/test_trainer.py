@@ -103,14 +103,14 @@ def test_nan_stops_training_naming_the_step_and_keeps_last_good_checkpoint(toy, 
   ts = loop.init_or_restore(run)
   assert int(ts.step) == good and np.all(np.isfinite(ts.params["model"]["w"]))
   assert run.checkpointer.all_steps()[-1] == good   # nothing after the bad step saved
-  run.checkpointer.close()
+  run.close()
 
 
 def _final_params(workdir, config_spec=QUICK, overrides=()):
   config = config_lib.load_config(config_spec, list(overrides))
   run = loop.setup(config, workdir)
   ts = loop.init_or_restore(run, require_checkpoint=True)
-  run.checkpointer.close()
+  run.close()
   return ts
 
 
@@ -151,7 +151,7 @@ def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
           "--config.distributed.num_processes=2", "--config.distributed.cpu_collectives=gloo"]
   procs = [run_main(DEVICE_ARGS + dist + ["--workdir", str(tmp_path / "mp"),
                                           f"--config.distributed.process_id={i}"],
-                    devices=4, stdout=open(tmp_path / f"p{i}.log", "w"),
+                    devices=4, popen=True, stdout=open(tmp_path / f"p{i}.log", "w"),
                     stderr=open(tmp_path / f"p{i}.err", "w"))
            for i in range(2)]
   for p in procs:

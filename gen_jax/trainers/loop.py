@@ -21,8 +21,6 @@ from gen_jax.data import pipeline, sources, variants
 from gen_jax.evaluators import run_evals
 from gen_jax.utils import ckpt, images, writers
 
-TRAINERS = {"sgd": "gen_jax.trainers.sgd"}
-
 
 @dataclasses.dataclass
 class Run:
@@ -41,12 +39,15 @@ class Run:
   def x_shape(self) -> tuple:
     return tuple(self.train_data.x.shape[1:])
 
+  def close(self) -> None:
+    """Waits for pending checkpoint saves and releases the checkpoint manager."""
+    self.checkpointer.close()
+
 
 def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   """Validates the config, loads training data and builds family and trainer."""
   config_lib.validate(config)
-  if config.trainer not in TRAINERS:
-    raise errors.ConfigError(errors.choices("trainer", config.trainer, TRAINERS))
+  trainer_module = registry.trainer_module(config.trainer)
   family_module = registry.family_module(config.family)
   d = config.data
   sources.check_name(d.name)
@@ -57,7 +58,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   parallel.check_batch(d.batch_size)
   mesh = parallel.make_mesh()
   family = family_module.make(config, tuple(train.x.shape[1:]))
-  trainer = __import__(TRAINERS[config.trainer], fromlist=["make"]).make(family, config)
+  trainer = trainer_module.make(family, config)
   base_rng = jax.random.key(config.seed)
   example = {"x": jnp.zeros((d.batch_size,) + train.x.shape[1:], jnp.float32)}
   abstract = jax.eval_shape(trainer.init, base_rng, example)
@@ -74,14 +75,27 @@ def init_or_restore(run: Run, require_checkpoint: bool = False,
     if require_checkpoint:
       raise errors.GenJaxError(
           f"no checkpoint in {run.checkpointer.directory}; train first (--mode train)")
-    d = run.config.data
-    example = {"x": jnp.zeros((d.batch_size,) + run.x_shape, jnp.float32)}
-    init = jax.jit(run.trainer.init, out_shardings=parallel.replicated(run.mesh))
-    return init(parallel.fold(run.base_rng, "init"), example)
+    # Initialize on a real global batch (the first B examples, in model space),
+    # so data-dependent initializations (e.g. ActNorm) see data.
+    rep = parallel.replicated(run.mesh)
+    local = run.config.data.batch_size // jax.process_count()
+    start = jax.process_index() * local
+    raw = parallel.to_global(run.train_data.x[start:start + local], run.mesh)
+    rng = parallel.fold(run.base_rng, "init")
+
+    def init(rng, raw):
+      x = variants.apply(run.config.data.variant, raw, parallel.fold(rng, "data"))
+      return run.trainer.init(rng, {"x": x})
+    return jax.jit(init, out_shardings=rep)(rng, raw)
   if step not in run.checkpointer.all_steps():
     raise errors.GenJaxError(
         f"no checkpoint for step {step}; available: {run.checkpointer.all_steps()}")
-  state, _ = run.checkpointer.restore(step, run.abstract_state)
+  try:
+    state, _ = run.checkpointer.restore(step, run.abstract_state)
+  except (ValueError, KeyError, TypeError) as e:
+    raise errors.GenJaxError(
+        f"checkpoint {step} in {run.checkpointer.directory} does not fit this config "
+        f"(was the model or optimizer changed?): {str(e).splitlines()[0][:200]}") from e
   return state
 
 
@@ -233,7 +247,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     recorder.finish(step, train_seconds, len(run.train_data))
   finally:
     writer.close()
-    run.checkpointer.close()
+    run.close()
   return results
 
 
@@ -252,7 +266,7 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
     return run_evals(run, ts, step, writer)
   finally:
     writer.close()
-    run.checkpointer.close()
+    run.close()
 
 
 def sample(config, workdir: str, step: int | None = None) -> str:
@@ -263,7 +277,7 @@ def sample(config, workdir: str, step: int | None = None) -> str:
   rng = parallel.fold(run.base_rng, "samples")
   x = np.asarray(parallel.to_host(jax.jit(run.family.sample, static_argnums=3)(
       ts.eval_params(), ts.state, rng, config.num_samples)))
-  run.checkpointer.close()
+  run.close()
   path = os.path.join(workdir, "samples", f"samples_{step:08d}")
   if parallel.is_main():
     images.save_grid(path + ".png", x)
