@@ -1,1 +1,4 @@
-"""One module per family; each exposes `make(config, x_shape) -> types.Family`."""
+"""Families: each family module exposes `make(config, x_shape) -> types.Family`.
+
+Shared pieces that are not families (e.g. gan_losses) live here beside them.
+"""

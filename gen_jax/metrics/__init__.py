@@ -1,0 +1,1 @@
+"""Offline sample-quality and mode-collapse metrics on features, samples or labels."""
