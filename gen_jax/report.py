@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import re
+import shlex
 import sys
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -20,6 +21,15 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def _hours(seconds: float) -> str:
   return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def _reference_from_command(command: str) -> dict:
+  """The experiment file's `reference`, for runs whose config.json predates the key."""
+  args = shlex.split(command)
+  if "--config" not in args:
+    return {}
+  from gen_jax import config_lib  # pylint: disable=g-import-not-at-top
+  return config_lib.load_config(args[args.index("--config") + 1]).reference.to_dict()
 
 
 def row(workdir: str) -> dict:
@@ -32,7 +42,7 @@ def row(workdir: str) -> dict:
     ev = json.load(f)
   with open(os.path.join(workdir, "run_info.jsonl")) as f:
     info = [json.loads(line) for line in f if line.strip()]
-  ref = config.get("reference", {})
+  ref = config.get("reference") or _reference_from_command(info[0]["command"])
   metric = ref.get("metric") or next(k for k, v in ev["results"].items()
                                      if isinstance(v, float) and not k.endswith("_sem"))
   value = ev["results"][metric]
@@ -46,6 +56,9 @@ def row(workdir: str) -> dict:
       "metric": f"{metric} [{ev['units'][metric].split(';')[0]}]",
       "value": f"{value:.2f}" + (f" ± {sem:.2f}" if sem is not None else ""),
       "reference": (f"{ref['value']:.2f} ({ref['source']})" if ref.get("value") else "–"),
+      "also": "; ".join(f"{k} {v:.2f} [{ev['units'][k].split(';')[0]}]"
+                        for k, v in ev["results"].items()
+                        if isinstance(v, float) and k != metric and not k.endswith("_sem")),
       "schedule": f"{steps:,} steps × batch {d['batch_size']} ({epochs:.0f} epochs)",
       "hardware": info[-1]["hardware"],
       "wall": _hours(sum(r["wall_s"] for r in info)),
@@ -55,7 +68,8 @@ def row(workdir: str) -> dict:
 
 
 COLUMNS = [("run", "Run"), ("data", "Data (variant)"), ("metric", "Metric"),
-           ("value", "Value"), ("reference", "Paper"), ("schedule", "Schedule"),
+           ("value", "Value"), ("reference", "Paper"), ("also", "Also measured"),
+           ("schedule", "Schedule"),
            ("hardware", "Hardware"), ("wall", "Wall time"), ("commit", "Commit")]
 
 
