@@ -22,8 +22,7 @@ def evaluate(run, ts, name: str, ec) -> dict:
   params = ts.eval_params()
   path = os.path.join(run.workdir, "samples", f"{name}_{step:08d}.png")
   if kind == "samples":
-    x = jax.jit(family.sample, static_argnums=3)(
-        params, ts.state, parallel.fold(run.base_rng, "eval", name), ec.num)
+    x = run.sample_fn(params, ts.state, parallel.fold(run.base_rng, "eval", name), ec.num)
     grid = np.asarray(parallel.to_host(x))
     rows = None
   else:
@@ -33,8 +32,7 @@ def evaluate(run, ts, name: str, ec) -> dict:
     raw, variant = variants.eval_arrays(d.variant, split.x[:2 * ec.num])
     x = variants.apply(variant, jnp.asarray(raw), parallel.fold(run.base_rng, "eval", name))
     if kind == "reconstructions":
-      rec = jax.jit(lambda p, s, v: family.decode(p, s, family.encode(p, s, v)))(
-          params, ts.state, x[:ec.num])
+      rec = run.reconstruct_fn(params, ts.state, x[:ec.num])
       grid, rows = np.concatenate([np.asarray(x[:ec.num]), np.asarray(rec)]), 2
     else:
       grid, rows = interpolate(family, params, ts.state, x, ec.num, ec.steps), ec.num

@@ -7,6 +7,7 @@ checkpoint steps; a non-finite loss stops the run there, naming the first bad
 step, before anything after it is saved.
 """
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -38,6 +39,17 @@ class Run:
   @property
   def x_shape(self) -> tuple:
     return tuple(self.train_data.x.shape[1:])
+
+  @functools.cached_property
+  def sample_fn(self):
+    """jit(family.sample): (params, state, rng, n) -> f32[n, ...]; compiled once per n."""
+    return jax.jit(self.family.sample, static_argnums=3)
+
+  @functools.cached_property
+  def reconstruct_fn(self):
+    """jit(decode(encode(x))): (params, state, x) -> f32[B, ...] decoder means."""
+    family = self.family
+    return jax.jit(lambda p, s, x: family.decode(p, s, family.encode(p, s, x)))
 
   def close(self) -> None:
     """Waits for pending checkpoint saves and releases the checkpoint manager."""
@@ -155,23 +167,27 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _samples(run: Run, ts: types.TrainState) -> np.ndarray:
+  """config.num_samples samples from a fixed key (EMA params when present), on host."""
+  rng = parallel.fold(run.base_rng, "samples")
+  return np.asarray(parallel.to_host(
+      run.sample_fn(ts.eval_params(), ts.state, rng, run.config.num_samples)))
+
+
 def write_images(run: Run, ts: types.TrainState, step: int) -> None:
   """Sample grid (and reconstructions, when the family has encode/decode)."""
   cfg = run.config
   params = ts.eval_params()
-  rng = parallel.fold(run.base_rng, "samples")
-  sample = jax.jit(run.family.sample, static_argnums=3)
-  x = parallel.to_host(sample(params, ts.state, rng, cfg.num_samples))
+  x = _samples(run, ts)
   if parallel.is_main():
     images.save_grid(os.path.join(run.workdir, "samples", f"samples_{step:08d}.png"),
-                     np.asarray(x))
+                     x)
   if run.family.encode is None or run.family.decode is None:
     return
   n = min(32, len(run.train_data))
   raw = jnp.asarray(run.train_data.x[:n])
   xin = variants.apply(cfg.data.variant, raw, parallel.fold(run.base_rng, "recon"))
-  recon = jax.jit(lambda p, s, v: run.family.decode(p, s, run.family.encode(p, s, v)))(
-      params, ts.state, xin)
+  recon = run.reconstruct_fn(params, ts.state, xin)
   both = np.concatenate([np.asarray(xin), np.asarray(recon)])
   if parallel.is_main():
     images.save_grid(os.path.join(run.workdir, "samples", f"reconstructions_{step:08d}.png"),
@@ -274,9 +290,7 @@ def sample(config, workdir: str, step: int | None = None) -> str:
   run = setup(config, workdir)
   ts = init_or_restore(run, require_checkpoint=True, step=step)
   step = int(jax.device_get(ts.step))
-  rng = parallel.fold(run.base_rng, "samples")
-  x = np.asarray(parallel.to_host(jax.jit(run.family.sample, static_argnums=3)(
-      ts.eval_params(), ts.state, rng, config.num_samples)))
+  x = _samples(run, ts)
   run.close()
   path = os.path.join(workdir, "samples", f"samples_{step:08d}")
   if parallel.is_main():
