@@ -40,7 +40,8 @@ def base() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.ema_decay = 0.0              # 0 disables the parameter EMA
   c.seed = 0
-  c.num_samples = 64             # images in sample grids
+  c.num_samples = 64             # images in sample grids (points in 2-D sample plots)
+  c.plot_extent = 0.0            # 2-D plots cover [-e, e]^2; 0 = from the samples
   c.eval_at_end = True
   c.evals = ml_collections.ConfigDict()   # name -> {type: registry.EVALUATORS key, ...}
   # The published number this experiment reproduces (shown beside results).

@@ -13,6 +13,9 @@ Sources:
   "digits": scikit-learn's 8x8 digits, shipped inside the package (no files,
     no network): 1,797 images, 17 gray levels rescaled to 0..255; split
     "train" is the first 1,500 and "test" the remaining 297.
+  toy 2-D densities ("moons", "8gaussians", "checkerboard", "2spirals",
+    "ring8", "grid25"): continuous points `x: f32[N, 2]` generated from fixed
+    seeds (`gen_jax.data.toy2d`); their only data variant is "continuous".
 """
 import dataclasses
 import functools
@@ -21,16 +24,21 @@ import os
 import numpy as np
 
 from gen_jax import errors
+from gen_jax.data import toy2d
 
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  x: np.ndarray                 # u8[N, H, W, C]
+  x: np.ndarray                 # u8[N, H, W, C] images, or f32[N, D] continuous data
   y: np.ndarray | None          # i32[N] or None
   binary: bool                  # values are already in {0, 1}
 
   def __len__(self) -> int:
     return len(self.x)
+
+  @property
+  def continuous(self) -> bool:
+    return self.x.dtype != np.uint8
 
 
 # name -> (kind, binary, {split names}); tfds names are the tfds dataset names.
@@ -40,6 +48,7 @@ DATASETS = {
     "binarized_mnist": ("tfds", True, ("train", "validation", "test")),
     "digits": ("digits", False, ("train", "test")),
     "npz": ("npz", False, ()),
+    **{name: ("toy2d", False, ("train", "test")) for name in toy2d.NAMES},
 }
 
 DIGITS_TRAIN = 1500
@@ -66,6 +75,8 @@ def _load_cached(name, split, path, download) -> Split:
     return _digits(split)
   if kind == "npz":
     return _npz(path, split)
+  if kind == "toy2d":
+    return Split(toy2d.generate(name, split), None, binary=False)
   return _tfds(name, split, binary, download)
 
 

@@ -7,6 +7,7 @@
   dequantized_8bit   (x + u) / 256, u ~ U[0, 1)^D; densities on [0, 1)^D in nats
                      convert to bits/dim on the 8-bit scale as
                      (nll + D ln 256) / (D ln 2)
+  continuous         f32 data used as is (the toy 2-D densities)
 
 Evaluation uses a fixed copy of the test split: a dynamically binarized test
 set is binarized once on the host with a fixed seed (`eval_arrays`), so every
@@ -18,14 +19,22 @@ import numpy as np
 
 from gen_jax import errors
 
-VARIANTS = ("grayscale", "binarized_dynamic", "binarized_static", "dequantized_8bit")
+VARIANTS = ("grayscale", "binarized_dynamic", "binarized_static", "dequantized_8bit",
+            "continuous")
 EVAL_BINARIZATION_SEED = 0
 
 
-def check(variant: str, binary_source: bool, dataset: str) -> None:
+def check(variant: str, binary_source: bool, dataset: str,
+          continuous_source: bool = False) -> None:
   """Rejects unknown variants and variants that do not fit the source."""
   if variant not in VARIANTS:
     raise errors.ConfigError(errors.choices("data variant", variant, VARIANTS))
+  if continuous_source != (variant == "continuous"):
+    raise errors.ConfigError(
+        f"dataset {dataset!r} is continuous; its only variant is 'continuous'"
+        if continuous_source else
+        f"variant 'continuous' is for continuous datasets (the toy 2-D densities); "
+        f"{dataset!r} holds 8-bit images")
   if variant == "binarized_static" and not binary_source:
     raise errors.ConfigError(
         f"variant 'binarized_static' needs a dataset that is already binary "
@@ -46,6 +55,8 @@ def apply(variant: str, x: jax.Array, rng: jax.Array) -> jax.Array:
   if variant == "dequantized_8bit":
     u = jax.random.uniform(rng, x.shape, jnp.float32)
     return (x.astype(jnp.float32) + u) / 256.0
+  if variant == "continuous":
+    return x.astype(jnp.float32)
   raise errors.ConfigError(errors.choices("data variant", variant, VARIANTS))
 
 

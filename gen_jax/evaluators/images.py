@@ -37,7 +37,7 @@ def evaluate(run, ts, name: str, ec) -> dict:
     else:
       grid, rows = interpolate(family, params, ts.state, x, ec.num, ec.steps), ec.num
   if parallel.is_main():
-    images.save_grid(path, grid, rows=rows)
+    images.save_samples(path, grid, rows=rows, extent=run.config.get("plot_extent") or None)
   return {f"{name}/png": (path, f"{kind} grid")}
 
 

@@ -64,7 +64,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   d = config.data
   sources.check_name(d.name)
   train = sources.load(d.name, d.train_split, d.path, d.download)
-  variants.check(d.variant, train.binary, d.name)
+  variants.check(d.variant, train.binary, d.name, train.continuous)
   for ec in config.evals.values():
     registry.evaluator_module(ec.type)  # fail on unknown types before training
   parallel.check_batch(d.batch_size)
@@ -180,8 +180,8 @@ def write_images(run: Run, ts: types.TrainState, step: int) -> None:
   params = ts.eval_params()
   x = _samples(run, ts)
   if parallel.is_main():
-    images.save_grid(os.path.join(run.workdir, "samples", f"samples_{step:08d}.png"),
-                     x)
+    images.save_samples(os.path.join(run.workdir, "samples", f"samples_{step:08d}.png"),
+                        x, extent=run.config.get("plot_extent") or None)
   if run.family.encode is None or run.family.decode is None:
     return
   n = min(32, len(run.train_data))
@@ -294,7 +294,7 @@ def sample(config, workdir: str, step: int | None = None) -> str:
   run.close()
   path = os.path.join(workdir, "samples", f"samples_{step:08d}")
   if parallel.is_main():
-    images.save_grid(path + ".png", x)
+    images.save_samples(path + ".png", x, extent=config.get("plot_extent") or None)
     np.savez_compressed(path + ".npz", samples=x)
     log(f"wrote {path}.png and .npz ({config.num_samples} samples, step {step})")
   return path + ".png"

@@ -30,3 +30,54 @@ def save_grid(path: str, images: np.ndarray, rows: int | None = None,
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   img.save(path)
   return path
+
+
+def points_image(points: np.ndarray, extent: float, size: int = 256) -> np.ndarray:
+  """2-D points f32[N, 2] -> u8[size, size] histogram on [-extent, extent]^2 (dark = dense).
+
+  Row 0 is the top (largest y). Counts are shown on a square-root scale so
+  sparse modes stay visible next to dense ones.
+  """
+  p = np.asarray(points, np.float64)
+  hist, _, _ = np.histogram2d(p[:, 1], p[:, 0], bins=size,
+                              range=[[-extent, extent], [-extent, extent]])
+  v = np.sqrt(hist[::-1] / max(hist.max(), 1.0))
+  return (255.0 * (1.0 - v) + 0.5).astype(np.uint8)
+
+
+def heatmap_image(values: np.ndarray) -> np.ndarray:
+  """f32[H, W] -> u8[H, W, 3], min..max mapped black -> red -> yellow -> white.
+
+  `values[0]` is drawn as the top row.
+  """
+  v = np.asarray(values, np.float64)
+  v = (v - v.min()) / max(v.max() - v.min(), 1e-12)
+  r = np.clip(3.0 * v, 0, 1)
+  g = np.clip(3.0 * v - 1.0, 0, 1)
+  b = np.clip(3.0 * v - 2.0, 0, 1)
+  return (np.stack([r, g, b], -1) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_image(path: str, array: np.ndarray) -> str:
+  """Saves u8[H, W] or u8[H, W, 3] as PNG and returns its path."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  Image.fromarray(np.asarray(array, np.uint8)).save(path)
+  return path
+
+
+def save_samples(path: str, x: np.ndarray, rows: int | None = None,
+                 extent: float | None = None) -> str:
+  """Images f32[N, H, W, C] -> grid; 2-D points f32[N, 2] -> density-of-points plot.
+
+  `extent` bounds the plotted square for points (default: the 99.5th
+  percentile of |x|, so a few far outliers do not shrink the picture).
+  """
+  x = np.asarray(x)
+  if x.ndim == 2 and x.shape[-1] == 2:
+    if extent is None:
+      finite = x[np.isfinite(x).all(-1)]
+      extent = float(np.percentile(np.abs(finite), 99.5)) * 1.05 if len(finite) else 1.0
+    return save_image(path, points_image(x, max(extent, 1e-6)))
+  if x.ndim != 4:
+    raise ValueError(f"cannot draw samples of shape {x.shape}: expected [N, H, W, C] or [N, 2]")
+  return save_grid(path, x, rows=rows)

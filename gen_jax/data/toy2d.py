@@ -1,0 +1,71 @@
+"""Two-dimensional toy densities, generated in memory from fixed seeds (no files).
+
+Names follow FFJORD's toy set (Grathwohl et al. 2019) plus the GAN mode-collapse
+benchmarks:
+  moons         two interleaved half circles (scikit-learn's make_moons, noise
+                0.1), scaled x2 and shifted by (-1, -0.2)
+  8gaussians    8 Gaussians with std 0.5/1.414 on a circle of radius 4/1.414
+  checkerboard  uniform on 8 of the 16 squares of a 4x4 board on [-4, 4]^2
+  2spirals      two interleaved spirals of 540 degrees, noise std 0.1
+  ring8         8 Gaussians, std `modes.RING_STD`, on a ring of radius 2 (VEEGAN)
+  grid25        25 Gaussians, std `modes.GRID_STD`, on a 5x5 grid with
+                spacing 2 (VEEGAN/PacGAN)
+Splits: "train" (100,000 points, seed 0) and "test" (10,000 points, seed 1);
+the data is continuous (`x: f32[N, 2]`, data variant "continuous").
+"""
+import numpy as np
+
+from gen_jax.metrics import modes
+
+NAMES = ("moons", "8gaussians", "checkerboard", "2spirals", "ring8", "grid25")
+SIZES = {"train": 100_000, "test": 10_000}
+SEEDS = {"train": 0, "test": 1}
+
+
+def _moons(rng, n):
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  x, _ = datasets.make_moons(n, noise=0.1, random_state=int(rng.integers(2**31)))
+  return 2.0 * x + np.array([-1.0, -0.2])
+
+
+def _eight_gaussians(rng, n):
+  """Centers at radius 4 / 1.414, std 0.5 / 1.414 (FFJORD's scaling)."""
+  angles = np.arange(8) * (np.pi / 4)
+  centers = 4.0 * np.stack([np.cos(angles), np.sin(angles)], -1)
+  return (centers[rng.integers(0, 8, n)] + 0.5 * rng.standard_normal((n, 2))) / 1.414
+
+
+def _checkerboard(rng, n):
+  """Uniform on 8 alternating squares of side 2 in [-4, 4]^2 (FFJORD's construction)."""
+  x1 = rng.uniform(0.0, 1.0, n) * 4.0 - 2.0
+  x2 = rng.uniform(0.0, 1.0, n) - rng.integers(0, 2, n) * 2.0 + np.floor(x1) % 2
+  return 2.0 * np.stack([x1, x2], -1)
+
+
+def _spirals(rng, n):
+  t = np.sqrt(rng.uniform(0.0, 1.0, n)) * 3.0 * np.pi          # 540 degrees
+  arm = np.where(rng.integers(0, 2, n) == 0, 1.0, -1.0)[:, None]
+  d = np.stack([-np.cos(t) * t, np.sin(t) * t], -1) + 0.5 * rng.uniform(0.0, 1.0, (n, 2))
+  return arm * d / 3.0 + 0.1 * rng.standard_normal((n, 2))
+
+
+def _mixture(centers, std):
+  def f(rng, n):
+    return centers[rng.integers(0, len(centers), n)] + std * rng.standard_normal((n, 2))
+  return f
+
+
+GENERATORS = {
+    "moons": _moons,
+    "8gaussians": _eight_gaussians,
+    "checkerboard": _checkerboard,
+    "2spirals": _spirals,
+    "ring8": _mixture(modes.ring_modes(8), modes.RING_STD),
+    "grid25": _mixture(modes.grid_modes(5), modes.GRID_STD),
+}
+
+
+def generate(name: str, split: str) -> np.ndarray:
+  """f32[SIZES[split], 2], the same points on every call."""
+  rng = np.random.default_rng((SEEDS[split], NAMES.index(name)))
+  return GENERATORS[name](rng, SIZES[split]).astype(np.float32)
