@@ -11,6 +11,9 @@ from gen_jax import errors
 
 FAMILIES = {
     "vae": "gen_jax.models.vae",
+    "gan": "gen_jax.models.gan",
+    "classifier": "gen_jax.models.classifier",
+    "flow": "gen_jax.models.flows",
 }
 
 TRAINERS = {
@@ -22,6 +25,10 @@ EVALUATORS = {
     "samples": "gen_jax.evaluators.images",
     "reconstructions": "gen_jax.evaluators.images",
     "interpolation": "gen_jax.evaluators.images",
+    "accuracy": "gen_jax.evaluators.accuracy",
+    "sample_quality": "gen_jax.evaluators.sample_quality",
+    "modes": "gen_jax.evaluators.modes",
+    "stacked_mnist_modes": "gen_jax.evaluators.modes",
 }
 
 

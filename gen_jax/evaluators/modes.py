@@ -28,7 +28,7 @@ MIXTURES = {
 def generated(run, ts, name: str, n: int, batch: int = 0) -> np.ndarray:
   """n samples from the run's generator (EMA params when present), on the host."""
   params, out = ts.eval_params(), []
-  batch = batch or n
+  batch = min(batch or n, n)
   for i in range(0, n, batch):
     rng = parallel.fold(run.base_rng, "eval", name, i)
     out.append(np.asarray(parallel.to_host(run.sample_fn(params, ts.state, rng, batch))))

@@ -215,7 +215,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   total, k = config.total_steps, config.steps_per_dispatch
   if start:
     log(f"resumed from {run.checkpointer.directory} at step {start}")
-  loader = pipeline.Loader({"x": run.train_data.x}, config.data.batch_size, config.seed,
+  arrays = {"x": run.train_data.x}
+  if config.data.get("labels", False):   # supervised families (the classifier) read y
+    if run.train_data.y is None:
+      raise errors.ConfigError(f"data.labels is set but {config.data.name!r} has no labels")
+    arrays["y"] = run.train_data.y
+  loader = pipeline.Loader(arrays, config.data.batch_size, config.seed,
                            jax.process_index(), jax.process_count())
   step_fn = make_step_fn(run)
   meta = {"config": json.loads(config.to_json_best_effort())}
