@@ -25,6 +25,7 @@ EVALUATORS = {
     "samples": "gen_jax.evaluators.images",
     "reconstructions": "gen_jax.evaluators.images",
     "interpolation": "gen_jax.evaluators.images",
+    "density2d": "gen_jax.evaluators.density",
     "accuracy": "gen_jax.evaluators.accuracy",
     "sample_quality": "gen_jax.evaluators.sample_quality",
     "modes": "gen_jax.evaluators.modes",

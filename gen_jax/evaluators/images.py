@@ -2,7 +2,8 @@
 
 `interpolation` encodes pairs of test images, decodes `steps` points on the
 line between their posterior means and saves one row per pair to
-`<workdir>/samples/interpolation_<step>.png`.
+`<workdir>/samples/interpolation_<step>.png`. `samples` passes
+`ec.kwargs` to `family.sample` (e.g. a flow's temperature).
 """
 import os
 
@@ -22,7 +23,9 @@ def evaluate(run, ts, name: str, ec) -> dict:
   params = ts.eval_params()
   path = os.path.join(run.workdir, "samples", f"{name}_{step:08d}.png")
   if kind == "samples":
-    x = run.sample_fn(params, ts.state, parallel.fold(run.base_rng, "eval", name), ec.num)
+    kwargs = dict(ec.get("kwargs", {}))   # e.g. temperature=0.7 for flows
+    x = run.sample_fn(params, ts.state, parallel.fold(run.base_rng, "eval", name), ec.num,
+                      **kwargs)
     grid = np.asarray(parallel.to_host(x))
     rows = None
   else:
