@@ -16,6 +16,8 @@ Sources:
   toy 2-D densities ("moons", "8gaussians", "checkerboard", "2spirals",
     "ring8", "grid25"): continuous points `x: f32[N, 2]` generated from fixed
     seeds (`gen_jax.data.toy2d`); their only data variant is "continuous".
+  "stacked_mnist", "stacked_digits": three base digits as RGB channels, 1,000
+    modes (`gen_jax.data.stacked_mnist`).
 """
 import dataclasses
 import functools
@@ -24,7 +26,7 @@ import os
 import numpy as np
 
 from gen_jax import errors
-from gen_jax.data import toy2d
+from gen_jax.data import stacked_mnist, toy2d
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,7 @@ DATASETS = {
     "digits": ("digits", False, ("train", "test")),
     "npz": ("npz", False, ()),
     **{name: ("toy2d", False, ("train", "test")) for name in toy2d.NAMES},
+    **{name: ("stacked", False, ("train", "test")) for name in stacked_mnist.NAMES},
 }
 
 DIGITS_TRAIN = 1500
@@ -77,6 +80,9 @@ def _load_cached(name, split, path, download) -> Split:
     return _npz(path, split)
   if kind == "toy2d":
     return Split(toy2d.generate(name, split), None, binary=False)
+  if kind == "stacked":
+    base = _load_cached(stacked_mnist.BASE[name], split, path, download)
+    return Split(*stacked_mnist.stack(split, base.x, base.y), binary=False)
   return _tfds(name, split, binary, download)
 
 

@@ -237,8 +237,9 @@ class DCGANGenerator(nn.Module):
         h = _bn(train, f"bn_{i}")(h)
       h = jax.nn.relu(h)
       last = i == n - 1
+      # Bias-free like pytorch/examples' netG (BatchNorm follows every layer but the last).
       h = UpConv2x(c_img if last else c0 // 2 ** (i + 1), self.upsample,
-                   use_bias=last or not self.batch_norm, name=f"up_{i}")(h)
+                   use_bias=not self.batch_norm, name=f"up_{i}")(h)
     return jnp.tanh(h)
 
 
@@ -261,7 +262,7 @@ class DCGANDiscriminator(nn.Module):
     n = num_upsamples(x.shape[1:])
     h = x
     for i in range(n):
-      conv = DownConv2x(self.ch * 2 ** i, self.downsample, use_bias=i == 0 or self.norm == "none",
+      conv = DownConv2x(self.ch * 2 ** i, self.downsample, use_bias=self.norm == "none",
                         name=f"down_{i}")
       h = maybe_sn(conv, self.spectral_norm)(h, train)
       if i > 0 and self.norm == "batch":
@@ -270,8 +271,8 @@ class DCGANDiscriminator(nn.Module):
         h = nn.LayerNorm(name=f"ln_{i}")(h)
       h = jax.nn.leaky_relu(h, 0.2)
     h = h.reshape(h.shape[0], -1)
-    return maybe_sn(nn.Dense(1, kernel_init=DCGAN_INIT, name="out"), self.spectral_norm)(
-        h, train)[:, 0]
+    out = nn.Dense(1, use_bias=False, kernel_init=DCGAN_INIT, name="out")
+    return maybe_sn(out, self.spectral_norm)(h, train)[:, 0]
 
 
 class SNGANGenerator(nn.Module):
