@@ -9,7 +9,8 @@ Architecture (PacGAN's grid setting): z in R^2; G: 4 ReLU layers of 400 with
 Variants:
   "" (default)  non-saturating GAN, Adam(1e-4, b1=0.5), 20,000 steps
   "wgan_gp"     WGAN-GP: 5 critic updates per step, lambda=0.1 (Gulrajani et
-                al.'s toy setting), Adam(1e-4, 0.5, 0.9), 20,000 generator steps
+                al.'s toy setting), Adam(1e-4, 0.5, 0.9), 10,000 generator steps
+                (50,000 critic updates)
   "smoke"       seconds; used by the tests
 Commands:
   python -m gen_jax.main --config experiments/gan_grid25.py --workdir runs/gan_grid25
@@ -54,6 +55,7 @@ def toy_config(dataset: str, variant: str, extent: float):
     c.model.update(loss="wasserstein", gp_weight=0.1, n_critic=5)
     c.optim.d = optim.adam(1e-4, b1=0.5, b2=0.9)
     c.optim.g = optim.adam(1e-4, b1=0.5, b2=0.9)
+    c.total_steps = 10000
   if variant == "smoke":
     c.model.update(g_hidden=(32, 32), d_hidden=(32, 32))
     c.total_steps, c.steps_per_dispatch = 20, 2
