@@ -50,7 +50,10 @@ def get_config(arg: str = ""):
   c.sample_every_steps = 10000
   c.reference.update(metric="", value=0.0,
                      source=f"{LABEL}: no comparable published number (lossy data, no Inception)")
-  c.evals = dict(samples_cifar10_jpeg_q75=dict(type="samples", num=64))
+  # No CIFAR classifier here, so no FD; D's mean output on held-out test images
+  # (vs its output on training images, logged as d/real_logit) flags D overfitting.
+  c.evals = dict(samples_cifar10_jpeg_q75=dict(type="samples", num=64),
+                 d_test=dict(type="likelihood", batch_size=500, num_examples=5000))
   if variant == "smoke":
     c.data.update(name="stacked_digits", batch_size=50)
     c.data.description = "stacked scikit-learn digits (stand-in for " + LABEL + ")"
@@ -60,6 +63,7 @@ def get_config(arg: str = ""):
     c.sample_every_steps = 0
     c.num_samples = 16
     c.evals.samples_cifar10_jpeg_q75.num = 16
+    c.evals.d_test.update(batch_size=100, num_examples=200)
   return c
 
 
