@@ -1,0 +1,76 @@
+"""The classifier family, its accuracy evaluator and the classifier-feature metrics plumbing."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from conftest import experiment, needs_tfds
+
+from gen_jax import config_lib, errors
+from gen_jax.data import sources
+from gen_jax.evaluators import sample_quality
+from gen_jax.models import classifier
+
+
+def _config():
+  return config_lib.load_config(experiment("classifier_mnist.py") + ":smoke")
+
+
+def test_loss_is_cross_entropy_and_eval_gives_per_example_values():
+  config = _config()
+  family = classifier.make(config, (8, 8, 1))
+  x = jax.random.uniform(jax.random.key(0), (6, 8, 8, 1))
+  y = jnp.arange(6) % 10
+  params, state = family.init(jax.random.key(1), {"x": x})
+  net = classifier.make_net(config.model)
+  _, logits = net.apply({"params": params["model"]}, x)
+  expected = -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(6), y])
+  value, _ = family.loss("model", params, state, {"x": x, "y": y}, jax.random.key(2))
+  np.testing.assert_allclose(value, expected, rtol=1e-5)   # dropout 0 in the smoke config
+  out = family.eval_fn(params, state, {"x": x, "y": y}, jax.random.key(3))
+  assert out["accuracy"].shape == (6,) and out["nll"].shape == (6,)
+  np.testing.assert_allclose(out["nll"].mean(), expected, rtol=1e-5)
+  feats, probs = classifier.features(net, params, x)
+  assert feats.shape == (6, config.model.feature_dim)
+  np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_labels_must_be_requested():
+  config = _config()
+  config.data.labels = False
+  with pytest.raises(errors.ConfigError, match="labels"):
+    classifier.make(config, (8, 8, 1))
+
+
+def test_missing_classifier_checkpoint_names_the_command(tmp_path):
+  ec = ml_collections.ConfigDict(dict(classifier_config="experiments/classifier_mnist.py",
+                                      classifier_workdir=str(tmp_path / "none"),
+                                      train_missing=False))
+  with pytest.raises(errors.GenJaxError, match="python -m gen_jax.main --config "
+                     "experiments/classifier_mnist.py --workdir"):
+    sample_quality.load_classifier(ec)
+
+
+def test_smoke_classifier_trains_and_its_features_separate_classes(tmp_path):
+  ec = ml_collections.ConfigDict(dict(classifier_config="experiments/classifier_mnist.py:smoke",
+                                      classifier_workdir=str(tmp_path / "clf"),
+                                      train_missing=True, classifier_name="", batch_size=297))
+  clf = sample_quality.load_classifier(ec)
+  assert clf.name == "digits_cnn" and "step 100" in clf.description
+  test = sources.load("digits", "test")
+  x = test.x.astype(np.float32) / 255.0
+  acc = float(np.mean(clf.predict(x) == test.y))
+  assert acc > 0.7, acc
+  assert f"test accuracy {acc:.4f}" in clf.description
+
+
+@needs_tfds("mnist")
+def test_stacked_mnist_has_1000_modes_built_from_mnist():
+  s = sources.load("stacked_mnist", "test")
+  base = sources.load("mnist", "test")
+  assert s.x.shape == (10000, 28, 28, 3) and s.x.dtype == np.uint8
+  assert len(np.unique(s.y)) > 990
+  i = 7
+  for c, place in enumerate((100, 10, 1)):
+    (match,) = np.nonzero(np.all(base.x[..., 0] == s.x[i, ..., c], axis=(1, 2)))[:1]
+    assert base.y[match[0]] == (s.y[i] // place) % 10
