@@ -164,6 +164,8 @@ def _check(m: ml_collections.ConfigDict, variant: str, x_shape: tuple) -> None:
         f"or 'continuous' (got {variant!r})")
   if m.arch in IMAGE_ARCHS and len(x_shape) != 3:
     raise errors.ConfigError(f"arch {m.arch!r} needs images (H, W, C); data has shape {x_shape}")
+  if m.arch in IMAGE_ARCHS:
+    _image_layout(m.arch, m.levels, tuple(x_shape))   # raises on odd sizes
   if m.arch in ("nsf", "coupling") and math.prod(x_shape) < 2:
     raise errors.ConfigError(f"arch {m.arch!r} needs at least 2 dimensions (got {x_shape})")
   if m.steps < 1 or (m.arch in IMAGE_ARCHS and m.levels < 1):
@@ -174,6 +176,20 @@ def _check(m: ml_collections.ConfigDict, variant: str, x_shape: tuple) -> None:
   accounting._check(m.preprocess, m.logit_alpha)  # pylint: disable=protected-access
 
 
+def build(m: ml_collections.ConfigDict, x_shape: tuple) -> nn.Module:
+  """The flow module of `config.model` for data of shape `x_shape` (model space y -> z).
+
+  Image flows take y: f32[B, H, W, C]; flat flows take y: f32[B, D] (flattened).
+  Both return (z: f32[B, D], log_det: f32[B]); `reverse=True` maps z back to y.
+  Variables: {"params": params["model"], **state} of the family.
+  """
+  if m.arch in IMAGE_ARCHS:
+    return ImageFlow(m.arch, tuple(x_shape), m.levels, m.steps, m.hidden, m.scale_bound,
+                     m.actnorm)
+  return FlatFlow(m.arch, m.steps, tuple(m.hidden), m.scale_bound, m.actnorm,
+                  m.get("num_bins", 8), m.get("tail_bound", 3.0))
+
+
 def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
   """Builds the flow family from `config.model` for examples of shape `x_shape`."""
   m = config.model
@@ -181,14 +197,8 @@ def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
   _check(m, variant, x_shape)
   dims = math.prod(x_shape)
   discrete = variant == "dequantized_8bit"
-  if m.arch in IMAGE_ARCHS:
-    flow = ImageFlow(m.arch, tuple(x_shape), m.levels, m.steps, m.hidden, m.scale_bound,
-                     m.actnorm)
-    to_flow = lambda y: y
-  else:
-    flow = FlatFlow(m.arch, m.steps, tuple(m.hidden), m.scale_bound, m.actnorm,
-                    m.get("num_bins", 8), m.get("tail_bound", 3.0))
-    to_flow = lambda y: y.reshape(y.shape[0], -1)
+  flow = build(m, x_shape)
+  to_flow = (lambda y: y) if m.arch in IMAGE_ARCHS else (lambda y: y.reshape(y.shape[0], -1))
 
   def variables(params, state):
     return {"params": params["model"], **state}

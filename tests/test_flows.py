@@ -1,0 +1,177 @@
+"""Flow models and likelihood accounting: whole-model inverses and log-dets, normalization, bits/dim."""
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from gen_jax import config_lib, errors
+from gen_jax.data import variants
+from gen_jax.evaluators import density
+from gen_jax.models import accounting, flows
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cheap_compiles():
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
+def _config(arch, variant, **model):
+  c = config_lib.base()
+  c.family = "flow"
+  c.model = ml_collections.ConfigDict(dict(
+      arch=arch, levels=2, steps=2, hidden=8 if arch in flows.IMAGE_ARCHS else (16,),
+      scale_bound=2.0, actnorm=True, preprocess="none", logit_alpha=0.05, temperature=1.0,
+      num_bins=4, tail_bound=3.0))
+  c.model.update(model)
+  c.data.variant = variant
+  return c
+
+
+def _perturbed(family, x, seed=0, noise=0.2):
+  params, state = family.init(jax.random.key(seed), {"x": x})
+  rng = np.random.default_rng(seed + 1)
+  params = jax.tree.map(
+      lambda v: v + noise * rng.normal(size=v.shape).astype(np.float32), params)
+  return params, state
+
+
+# arch, data shape, variant, preprocess
+MODELS = {
+    "realnvp": ("realnvp", (4, 4, 1), "dequantized_8bit", "logit"),
+    "glow": ("glow", (4, 4, 2), "dequantized_8bit", "center"),
+    "maf": ("maf", (2, 2, 1), "dequantized_8bit", "logit"),
+    "nsf": ("nsf", (2,), "continuous", "none"),
+    "coupling": ("coupling", (3,), "continuous", "none"),
+}
+
+
+@pytest.fixture(params=sorted(MODELS), name="model", scope="module")
+def _model(request):
+  arch, shape, variant, pre = MODELS[request.param]
+  family = flows.make(_config(arch, variant, preprocess=pre), shape)
+  rng = np.random.default_rng(0)
+  if variant == "continuous":
+    x = rng.normal(size=(3,) + shape).astype(np.float32)
+  else:
+    x = ((rng.integers(0, 256, (3,) + shape) + rng.random((3,) + shape)) / 256).astype(np.float32)
+  # Small noise: ActNorm's init on 3 examples already scales a lot, and larger
+  # random weights make the float32 inverse of the deep image flows ill-conditioned.
+  params, state = _perturbed(family, x, noise=0.05)
+  return family, params, state, x, pre, flows.build(family_config(arch, variant, pre), shape)
+
+
+def family_config(arch, variant, pre):
+  return _config(arch, variant, preprocess=pre).model
+
+
+def test_whole_model_inverts_and_log_prob_matches_change_of_variables(model):
+  family, params, state, x, pre, flow = model
+  variables = {"params": params["model"], **state}
+  y, ld_pre = accounting.preprocess(x, pre, 0.05)
+  y_in = y if isinstance(flow, flows.ImageFlow) else y.reshape(y.shape[0], -1)
+  z, ld = flow.apply(variables, y_in)
+  flat = np.asarray(y).reshape(y.shape[0], -1)
+  assert z.shape == flat.shape
+  y_back, ld_back = flow.apply(variables, z, reverse=True)
+  np.testing.assert_allclose(np.asarray(y_back).reshape(flat.shape), flat, atol=2e-4, rtol=1e-4)
+  np.testing.assert_allclose(ld_back, -ld, atol=2e-3)
+  # log|det dz/dy| of the whole flow against the autodiff Jacobian, per example.
+  for i in range(x.shape[0]):
+    one = lambda v: flow.apply(variables, v.reshape((1,) + y_in.shape[1:]))[0][0]
+    sign, want = np.linalg.slogdet(np.asarray(jax.jacfwd(one)(flat[i]), np.float64))
+    assert sign != 0 and abs(want) > 1e-2        # perturbed: not volume preserving
+    np.testing.assert_allclose(ld[i], want, atol=2e-3)
+  # eval_fn's nll = -(log N(z; 0, I) + flow log-det + preprocessing log-det).
+  z64 = np.asarray(z, np.float64)
+  want_nll = -(-0.5 * (z64 ** 2).sum(-1) - 0.5 * z64.shape[1] * math.log(2 * math.pi)
+               + np.asarray(ld) + np.asarray(ld_pre))
+  out = family.eval_fn(params, state, {"x": x}, None)
+  np.testing.assert_allclose(out["nll"], want_nll, rtol=1e-4, atol=1e-3)
+  if "bpd" in out:
+    d = flat.shape[1]
+    np.testing.assert_allclose(out["bpd"], (want_nll + d * math.log(256)) / (d * math.log(2)),
+                               rtol=1e-5)
+
+
+def test_sampling_inverts_encoding_and_temperature_scales_the_latent(model):
+  family, params, state, x, _, _ = model
+  s1 = family.sample(params, state, jax.random.key(3), 4, temperature=1.0)
+  assert s1.shape == (4,) + x.shape[1:] and np.all(np.isfinite(s1))
+  if family.encode is not None:
+    x_back = family.decode(params, state, family.encode(params, state, x))
+    np.testing.assert_allclose(x_back, x, atol=1e-4)
+    # The same noise at T=0 decodes the latent origin for every sample.
+    s0 = family.sample(params, state, jax.random.key(3), 4, temperature=1e-6)
+    np.testing.assert_allclose(s0, np.broadcast_to(s0[:1], s0.shape), atol=1e-4)
+
+
+def test_two_dimensional_flow_density_integrates_to_one():
+  family = flows.make(_config("nsf", "continuous", steps=4, hidden=(16, 16), tail_bound=4.0,
+                              actnorm=False), (2,))
+  x = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
+  # Moderate noise: much steeper random bins need a finer grid than 0.03 per cell.
+  params, state = _perturbed(family, x, noise=0.1)
+  points, area = density.grid_points(9.0, 600)
+  nll = jax.jit(lambda p, v: family.eval_fn(p, state, {"x": v}, None)["nll"])(params, points)
+  mass = float(np.exp(-np.asarray(nll, np.float64)).sum() * area)
+  assert abs(mass - 1.0) < 2e-3, mass
+  assert np.asarray(nll).std() > 0.1    # not the untrained Gaussian
+
+
+def test_uniform_density_on_the_unit_cube_scores_exactly_8_bits_per_dim():
+  for d in (1, 2, 784, 3072):
+    assert accounting.bits_per_dim(jnp.zeros(()), d) == pytest.approx(8.0, abs=1e-6)
+  # A density c on [0, 1)^D scores 8 - log2(c) / D bits/dim.
+  assert accounting.bits_per_dim(jnp.asarray(-784 * math.log(2.0)), 784) == pytest.approx(7.0)
+
+
+def test_dequantized_pixels_lie_in_their_cells_of_width_one_over_256():
+  raw = jnp.asarray(np.arange(256, dtype=np.uint8).repeat(50).reshape(-1, 1))
+  x = np.asarray(variants.apply("dequantized_8bit", raw, jax.random.key(0)))
+  k = np.asarray(raw, np.float64)
+  assert np.all(x >= k / 256) and np.all(x < (k + 1) / 256)
+
+
+def test_logit_transform_log_det_matches_autodiff_and_inverts():
+  alpha = 0.05
+  x = ((np.arange(256) + 0.5) / 256).astype(np.float32).reshape(4, 8, 8, 1)
+  y, ld = accounting.preprocess(x, "logit", alpha)
+  diag = jax.vmap(jax.grad(lambda v: accounting.preprocess(v.reshape(1, 1), "logit",
+                                                            alpha)[0].sum()))(x.reshape(-1))
+  np.testing.assert_allclose(ld, np.log(np.asarray(diag, np.float64)).reshape(4, -1).sum(-1),
+                             rtol=1e-5)
+  np.testing.assert_allclose(accounting.postprocess(y, "logit", alpha), x, atol=1e-6)
+  # By hand: dy/dx = (1 - 2a) / (s (1 - s)), s = a + (1 - 2a) x.
+  s = alpha + (1 - 2 * alpha) * x.astype(np.float64)
+  np.testing.assert_allclose(
+      ld, np.log((1 - 2 * alpha) / (s * (1 - s))).reshape(4, -1).sum(-1), rtol=1e-5)
+
+
+def test_one_dimensional_model_probabilities_of_the_256_levels_sum_to_at_most_one():
+  """Exp(-nll) integrated over each pixel cell gives P(k); their sum is <= 1."""
+  family = flows.make(_config("maf", "dequantized_8bit", preprocess="logit", logit_alpha=1e-3,
+                              steps=2, actnorm=False), (1, 1, 1))
+  grid = ((np.arange(256 * 16) + 0.5) / (256 * 16)).astype(np.float32).reshape(-1, 1, 1, 1)
+  params, state = _perturbed(family, grid[:8])
+  nll = np.asarray(family.eval_fn(params, state, {"x": grid}, None)["nll"], np.float64)
+  p_levels = np.exp(-nll).reshape(256, 16).mean(-1) / 256
+  assert 0.98 < p_levels.sum() <= 1.0 + 1e-6
+
+
+def test_bad_flow_configs_are_rejected():
+  with pytest.raises(errors.ConfigError, match="dequantized_8bit"):
+    flows.make(_config("realnvp", "grayscale"), (4, 4, 1))
+  with pytest.raises(errors.ConfigError, match="needs images"):
+    flows.make(_config("glow", "continuous"), (2,))
+  with pytest.raises(errors.ConfigError, match="even"):
+    flows.make(_config("glow", "dequantized_8bit", levels=3), (28, 28, 1))
+  with pytest.raises(errors.ConfigError, match="model.preprocess"):
+    flows.make(_config("maf", "dequantized_8bit", preprocess="log"), (4, 4, 1))
+  with pytest.raises(errors.ConfigError, match="temperature"):
+    flows.make(_config("nsf", "continuous", temperature=0.0), (2,))
