@@ -1,4 +1,4 @@
-"""Coupling neural spline flow on the 2-D toy densities: test log-likelihood, density and sample plots.
+"""Coupling neural spline flow on 2-D toy densities: test log-likelihood, density, samples.
 
 Target: no single published number for these toy sets (FFJORD and Durkan et
   al. 2019 show them as pictures); the run reports the test log-likelihood in
@@ -12,10 +12,12 @@ Data: one of moons, 8gaussians, checkerboard, 2spirals (FFJORD's
   batch 256, 20,000 steps.
 
 Commands (no data files needed; everything is generated from fixed seeds):
-  python -m gen_jax.main --config experiments/nsf_toy2d.py:checkerboard --workdir runs/nsf_checkerboard
+  python -m gen_jax.main --config experiments/nsf_toy2d.py:checkerboard \\
+      --workdir runs/nsf_checkerboard
       2 CPU cores, a few minutes; likewise :moons, :8gaussians, :2spirals
-  python -m gen_jax.main --config experiments/nsf_toy2d.py:checkerboard --workdir runs/rnvp_checkerboard \\
-      --config.model.arch=coupling     # the affine-coupling (RealNVP) flow, for comparison
+  python -m gen_jax.main --config experiments/nsf_toy2d.py:checkerboard \\
+      --workdir runs/affine_checkerboard --config.model.arch=coupling
+      the affine-coupling (RealNVP-style) flow on the same data, for comparison
   python -m gen_jax.main --config experiments/nsf_toy2d.py:smoke --workdir /tmp/nsf_smoke
       seconds; used by the tests
 """

@@ -16,8 +16,8 @@ def _error_line(capsys, argv):
 @pytest.mark.parametrize("argv_tail,expected", [
     (["--config.nonsense=1"], "unknown config key in config: 'nonsense'; valid choices:"),
     (["--config.model.latnt_dim=3"], "valid choices: activation, arch, beta, hidden, k"),
-    (["--config.family=gan9"], "unknown family 'gan9'; valid choices: vae"),
-    (["--config.data.name=mnits"], "unknown dataset 'mnits'; valid choices: 2spirals, 8gaussians, binarized_mnist"),
+    (["--config.family=gan9"], "unknown family 'gan9'; valid choices: "),
+    (["--config.data.name=mnits"], "unknown dataset 'mnits'; valid choices: 2spirals, "),
     (["--config.data.variant=binary"], "unknown data variant 'binary'; valid choices:"),
     (["--config.data.variant=binarized_static"], "needs a dataset that is already binary"),
     (["--config.total_steps=abc"], "cannot parse 'abc' for config key total_steps"),

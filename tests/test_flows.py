@@ -1,4 +1,4 @@
-"""Flow models and likelihood accounting: whole-model inverses and log-dets, normalization, bits/dim."""
+"""Flow models and likelihood accounting: inverses, log-dets, normalization, bits/dim."""
 import math
 
 import jax
