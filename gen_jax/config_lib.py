@@ -30,6 +30,7 @@ def base() -> ml_collections.ConfigDict:
       batch_size=128,            # global batch, split over all devices
       path="",                   # npz source: file path
       download=False,            # tfds: fetch if missing (needs internet)
+      description="",            # label for reported numbers; "" = the dataset name
   ))
   c.optim = ml_collections.ConfigDict()   # one entry per player, see optim.py
   c.total_steps = 1000

@@ -59,6 +59,7 @@ def evaluate(run, ts, name: str, ec) -> dict:
     var = max(sq[key] / count - mean * mean, 0.0)
     unit = units.get(key, "")
     results[f"{name}/{key}"] = (mean, unit + f"; mean over {int(count)} examples of "
-                                f"{d.name}:{ec.get('split', d.eval_split)} ({d.variant})")
+                                f"{d.get('description') or d.name}:{ec.get('split', d.eval_split)} "
+                                f"({d.variant})")
     results[f"{name}/{key}_sem"] = (float(np.sqrt(var / count)), "standard error of the mean")
   return results
