@@ -8,12 +8,15 @@ Architecture (PacGAN's grid setting): z in R^2; G: 4 ReLU layers of 400 with
   BatchNorm; D: 3 leaky-ReLU layers of 200 (PacGAN uses maxout units); batch 100.
 Variants:
   "" (default)  non-saturating GAN, Adam(1e-4, b1=0.5), 20,000 steps
+  "ttur"        non-saturating GAN with the discriminator's learning rate 4x
+                the generator's (4e-4 vs 1e-4; TTUR, Heusel et al. 2017), 30,000 steps
   "wgan_gp"     WGAN-GP: 5 critic updates per step, lambda=0.1 (Gulrajani et
                 al.'s toy setting), Adam(1e-4, 0.5, 0.9), 10,000 generator steps
                 (50,000 critic updates)
   "smoke"       seconds; used by the tests
 Commands:
   python -m gen_jax.main --config experiments/gan_grid25.py --workdir runs/gan_grid25
+  python -m gen_jax.main --config experiments/gan_grid25.py:ttur --workdir runs/gan_grid25_ttur
   python -m gen_jax.main --config experiments/gan_grid25.py:wgan_gp \
       --workdir runs/gan_grid25_wgan_gp
   python -m gen_jax.main --config experiments/gan_grid25.py:smoke --workdir /tmp/gan_grid25_smoke
@@ -23,7 +26,7 @@ Hardware: 2 CPU cores; minutes (see docs/runs/ for measured times). PacGAN
 from gen_jax import config_lib, optim
 from gen_jax.models import gan
 
-VARIANTS = ("wgan_gp", "smoke")
+VARIANTS = ("ttur", "wgan_gp", "smoke")
 
 
 def get_config(arg: str = ""):
@@ -51,6 +54,9 @@ def toy_config(dataset: str, variant: str, extent: float):
                      source="VEEGAN (Srivastava et al. 2017), Table 1")
   c.evals = dict(modes=dict(type="modes", mixture=dataset, num_samples=2500, threshold=3.0,
                             min_count=1))
+  if variant == "ttur":
+    c.optim.d.lr = 4e-4
+    c.total_steps = 30000
   if variant.startswith("wgan_gp"):
     c.model.update(loss="wasserstein", gp_weight=0.1, n_critic=5)
     c.optim.d = optim.adam(1e-4, b1=0.5, b2=0.9)

@@ -5,10 +5,12 @@ Target:   all 8 modes with >= 80% high-quality samples (within 3 std of a
   "2D Ring"): GAN 1 mode / 99.3%, Unrolled GAN 7.6 / 35.6%, VEEGAN 8.0 / 52.9%.
 Architecture and optimizer: as experiments/gan_grid25.py (z in R^2, G 4x400
   ReLU with BatchNorm, D 3x200 leaky-ReLU, batch 100, Adam(1e-4, b1=0.5)).
-Variants: "" non-saturating GAN, 20,000 steps; "wgan_gp" (n_critic 5,
-  lambda 0.1); "smoke" (seconds; used by the tests).
+Variants: "" non-saturating GAN, 20,000 steps; "ttur" (D learning rate
+  4e-4, 30,000 steps); "wgan_gp" (n_critic 5, lambda 0.1, 10,000 generator
+  steps); "smoke" (seconds; used by the tests).
 Commands:
   python -m gen_jax.main --config experiments/gan_ring8.py --workdir runs/gan_ring8
+  python -m gen_jax.main --config experiments/gan_ring8.py:ttur --workdir runs/gan_ring8_ttur
   python -m gen_jax.main --config experiments/gan_ring8.py:wgan_gp --workdir runs/gan_ring8_wgan
   python -m gen_jax.main --config experiments/gan_ring8.py:smoke --workdir /tmp/gan_ring8_smoke
 Hardware: 2 CPU cores, minutes (see docs/runs/ for measured times).
@@ -18,7 +20,7 @@ import os
 
 from gen_jax import config_lib
 
-VARIANTS = ("wgan_gp", "smoke")
+VARIANTS = ("ttur", "wgan_gp", "smoke")
 
 
 def get_config(arg: str = ""):
