@@ -15,7 +15,7 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
   python -m gen_jax.main --config experiments/maf_mnist.py --workdir runs/maf_mnist
       default: 2 x 1024 hidden units, batch 100, 100k steps (167 epochs); one GPU (not run here)
   python -m gen_jax.main --config experiments/maf_mnist.py:cpu --workdir runs/maf_mnist_cpu
-      2 x 512 hidden units, 6k steps of batch 100 (10 epochs); 2 CPU cores, under an hour
+      2 x 512 hidden units, 3k steps of batch 100 (5 epochs); 2 CPU cores, under an hour
   python -m gen_jax.main --config experiments/maf_mnist.py:smoke --workdir /tmp/maf_smoke
       seconds on embedded digits; used by the tests
 """
@@ -43,7 +43,8 @@ def get_config(arg: str = ""):
   c.evals = dict(test_ll=dict(type="likelihood", batch_size=500, num_examples=0))
   if variant == "cpu":
     c.model.hidden = (512, 512)
-    c.total_steps = c.optim.model.decay_steps = 6000
+    c.total_steps = c.optim.model.decay_steps = 3000
+    c.optim.model.warmup_steps = 500
     c.ckpt_every_steps = 1000
     c.log_every_steps = 250
   if variant == "smoke":

@@ -13,8 +13,8 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
   python -m gen_jax.main --config experiments/realnvp_mnist.py --workdir runs/realnvp_mnist
       default: 64 channels, batch 64, 100k steps (107 epochs); one GPU, hours (not run here)
   python -m gen_jax.main --config experiments/realnvp_mnist.py:cpu --workdir runs/realnvp_mnist_cpu
-      2 + 2 couplings per scale, 32 channels, 4k steps of batch 64 (4.3 epochs);
-      2 CPU cores, about an hour
+      2 + 2 couplings per scale, 32 channels, 2k steps of batch 64 (2.1 epochs);
+      2 CPU cores, about an hour (while sharing them with other runs)
   python -m gen_jax.main --config experiments/realnvp_mnist.py:smoke --workdir /tmp/realnvp_smoke
       seconds on embedded digits; used by the tests
 """
@@ -31,7 +31,7 @@ def get_config(arg: str = ""):
 
 def image_flow_config(variant: str, arch: str, levels: int, steps: int, preprocess: str,
                       reference: float, hidden: int = 64, cpu_hidden: int = 32,
-                      cpu_steps: int = 4000):
+                      cpu_steps: int = 2000):
   """Shared by the image-flow experiments; `variant` picks the schedule."""
   c = config_lib.base()
   c.family = "flow"
@@ -55,8 +55,8 @@ def image_flow_config(variant: str, arch: str, levels: int, steps: int, preproce
   if variant == "cpu":
     c.model.update(hidden=cpu_hidden, steps=min(steps, 2))
     c.total_steps = cpu_steps
-    c.optim.model.update(warmup_steps=1000, decay_steps=cpu_steps)
-    c.ckpt_every_steps = 1000
+    c.optim.model.update(warmup_steps=500, decay_steps=cpu_steps)
+    c.ckpt_every_steps = 500
     c.log_every_steps = 250
   if variant == "smoke":
     c.reference.value = 0.0    # digits, seconds: nothing to compare with
