@@ -20,7 +20,13 @@ Commands:
   python -m gen_jax.main --config experiments/glow_cifar10_jpeg.py:smoke --workdir /tmp/glow_c_smoke
       seconds on stacked scikit-learn digits (8x8x3 stand-in) on the CPU; used by the tests
 """
-from gen_jax import config_lib, optim
+import os
+import sys
+
+from gen_jax import config_lib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import realnvp_mnist  # noqa: E402  pylint: disable=g-import-not-at-top
 
 VARIANTS = ("smoke",)
 LABEL = "CIFAR-10 (JPEG q75 copy)"
@@ -28,32 +34,12 @@ LABEL = "CIFAR-10 (JPEG q75 copy)"
 
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  c = config_lib.base()
-  c.family = "flow"
-  c.model = dict(arch="glow", levels=3, steps=16, hidden=128, scale_bound=2.0, actnorm=True,
-                 preprocess="center", logit_alpha=0.05, temperature=1.0)
-  c.data.update(name="npz", variant="dequantized_8bit", batch_size=64, path="")
-  c.data.description = LABEL
-  c.optim.model = optim.adam(1e-3, schedule="cosine", warmup_steps=2000,
-                             decay_steps=100_000, final_lr_frac=0.01, grad_clip_norm=100.0)
-  c.total_steps = 100_000
-  c.steps_per_dispatch = 50
-  c.log_every_steps = 1000
-  c.ckpt_every_steps = 5000
-  c.reference.update(metric="", value=0.0,
+  c = realnvp_mnist.image_flow_config(variant, arch="glow", levels=3, steps=16,
+                                      preprocess="center", reference=0.0, hidden=128)
+  c.data.update(name="npz", path="", description=LABEL)
+  c.reference.update(metric="test_ll/bpd", value=0.0,
                      source=f"{LABEL}: no comparable published number (lossy data)")
-  c.evals = dict(
-      test_ll=dict(type="likelihood", batch_size=500, num_examples=0),
-      samples_t07=dict(type="samples", num=64, kwargs=dict(temperature=0.7)),
-  )
   if variant == "smoke":
-    c.data.update(name="stacked_digits", batch_size=32)
-    c.data.description = "stacked scikit-learn digits (stand-in for " + LABEL + ")"
-    c.model.update(levels=2, steps=1, hidden=8)
-    c.optim.model.update(warmup_steps=2, decay_steps=20)
-    c.total_steps, c.steps_per_dispatch = 20, 2
-    c.log_every_steps = c.ckpt_every_steps = 10
-    c.num_samples = 16
-    c.evals.test_ll.update(num_examples=64, batch_size=32)
-    c.evals.samples_t07.num = 16
+    c.data.update(name="stacked_digits", description=f"stacked scikit-learn digits "
+                                                     f"(stand-in for {LABEL})")
   return c

@@ -23,6 +23,16 @@ def needs_tfds(name: str):
       reason=f"needs the real TFDS dataset {name!r}: set TFDS_DATA_DIR to a folder holding it")
 
 
+@pytest.fixture(scope="module")
+def cheap_compiles():
+  """For modules of many tiny models: XLA's optimization passes cost more than they save."""
+  import jax  # pylint: disable=g-import-not-at-top
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
 def run_main(args, devices: int = 1, env=None, timeout=300, popen=False, **kwargs):
   """Runs `python -m gen_jax.main ARGS` with `devices` fake CPU devices."""
   full_env = dict(os.environ)

@@ -23,13 +23,7 @@ BOUND = 2.0
 N_SPLINE, K_SPLINE = 256, 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cheap_compiles():
-  """At these sizes XLA's optimization passes cost far more compile time than they save."""
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("cheap_compiles")
 
 
 def _x(shape, seed=0, scale=1.5):

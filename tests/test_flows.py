@@ -12,13 +12,7 @@ from gen_jax.data import variants
 from gen_jax.evaluators import density
 from gen_jax.models import accounting, flows
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _cheap_compiles():
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("cheap_compiles")
 
 
 def _config(arch, variant, **model):
