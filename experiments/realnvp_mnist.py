@@ -13,7 +13,7 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
   python -m gen_jax.main --config experiments/realnvp_mnist.py --workdir runs/realnvp_mnist
       default: 64 channels, batch 64, 100k steps (107 epochs); one GPU, hours (not run here)
   python -m gen_jax.main --config experiments/realnvp_mnist.py:cpu --workdir runs/realnvp_mnist_cpu
-      2 + 2 couplings per scale, 32 channels, 2k steps of batch 64 (2.1 epochs);
+      2 + 2 couplings per scale, 32 channels, 1.5k steps of batch 64 (1.6 epochs);
       2 CPU cores, about an hour (while sharing them with other runs)
   python -m gen_jax.main --config experiments/realnvp_mnist.py:smoke --workdir /tmp/realnvp_smoke
       seconds on embedded digits; used by the tests
@@ -31,7 +31,7 @@ def get_config(arg: str = ""):
 
 def image_flow_config(variant: str, arch: str, levels: int, steps: int, preprocess: str,
                       reference: float, hidden: int = 64, cpu_hidden: int = 32,
-                      cpu_steps: int = 2000):
+                      cpu_steps: int = 1500):
   """Shared by the image-flow experiments; `variant` picks the schedule."""
   c = config_lib.base()
   c.family = "flow"
