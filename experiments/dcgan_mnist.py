@@ -16,7 +16,7 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR):
   python -m gen_jax.main --config experiments/dcgan_mnist.py --workdir runs/dcgan_mnist
       ch=64, 30,000 steps; one GPU, minutes (not run here)
   python -m gen_jax.main --config experiments/dcgan_mnist.py:cpu --workdir runs/dcgan_mnist_cpu
-      the CPU schedule: ch=32 and 1,500 steps; 2 shared CPU cores, see docs/runs/
+      the CPU schedule: ch=32 and 1,000 steps; 2 shared CPU cores, see docs/runs/
   python -m gen_jax.main --config experiments/dcgan_mnist.py:smoke --workdir /tmp/dcgan_smoke
       seconds on scikit-learn's embedded 8x8 digits (trains a tiny digits
       classifier first, into the temp folder); used by the tests
@@ -37,7 +37,7 @@ def get_config(arg: str = ""):
   return c
 
 
-def mnist_gan_config(variant: str, cpu_steps: int = 1500, gpu_steps: int = 30000):
+def mnist_gan_config(variant: str, cpu_steps: int = 1000, gpu_steps: int = 30000):
   """MNIST GAN setup shared by dcgan_mnist, wgan_gp_mnist and sngan_mnist."""
   c = config_lib.base()
   c.family = "gan"
@@ -46,9 +46,11 @@ def mnist_gan_config(variant: str, cpu_steps: int = 1500, gpu_steps: int = 30000
   c.optim.d = optim.adam(2e-4, b1=0.5)
   c.optim.g = optim.adam(2e-4, b1=0.5)
   c.total_steps = gpu_steps
-  c.steps_per_dispatch = 50
-  c.log_every_steps = 500
-  c.ckpt_every_steps = 1000
+  # One step per dispatch: XLA:CPU runs convolutions inside lax.scan several
+  # times slower (see classifier_mnist.py); on accelerators raise it.
+  c.steps_per_dispatch = 1
+  c.log_every_steps = 100
+  c.ckpt_every_steps = 500
   c.num_samples = 64
   c.evals = dict(
       quality=dict(type="sample_quality", classifier_config="experiments/classifier_mnist.py",
