@@ -16,7 +16,7 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR):
   python -m gen_jax.main --config experiments/dcgan_mnist.py --workdir runs/dcgan_mnist
       ch=64, 30,000 steps; one GPU, minutes (not run here)
   python -m gen_jax.main --config experiments/dcgan_mnist.py:cpu --workdir runs/dcgan_mnist_cpu
-      the CPU schedule: ch=32 and 1,000 steps; 2 shared CPU cores, see docs/runs/
+      the CPU schedule: ch=32 and 3,000 steps; 2 shared CPU cores, see docs/runs/
   python -m gen_jax.main --config experiments/dcgan_mnist.py:smoke --workdir /tmp/dcgan_smoke
       seconds on scikit-learn's embedded 8x8 digits (trains a tiny digits
       classifier first, into the temp folder); used by the tests
@@ -37,7 +37,7 @@ def get_config(arg: str = ""):
   return c
 
 
-def mnist_gan_config(variant: str, cpu_steps: int = 1000, gpu_steps: int = 30000):
+def mnist_gan_config(variant: str, cpu_steps: int = 3000, gpu_steps: int = 30000):
   """MNIST GAN setup shared by dcgan_mnist, wgan_gp_mnist and sngan_mnist."""
   c = config_lib.base()
   c.family = "gan"

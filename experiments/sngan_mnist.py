@@ -12,7 +12,7 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR):
   python -m gen_jax.main --config experiments/sngan_mnist.py --workdir runs/sngan_mnist
       ch=64, 30,000 steps; one GPU (not run here)
   python -m gen_jax.main --config experiments/sngan_mnist.py:cpu --workdir runs/sngan_mnist_cpu
-      the CPU schedule: ch=16 (G 128-64-32, D 16-32-64), 1,000 steps; 2 CPU cores
+      the CPU schedule: ch=16 (G 128-64-32, D 16-32-64), 3,000 steps; 2 CPU cores
   python -m gen_jax.main --config experiments/sngan_mnist.py:smoke --workdir /tmp/sngan_smoke
       seconds on embedded digits; used by the tests
 """

@@ -12,7 +12,7 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR):
   python -m gen_jax.main --config experiments/wgan_gp_mnist.py --workdir runs/wgan_gp_mnist
       ch=64, 20,000 generator steps; one GPU (not run here)
   python -m gen_jax.main --config experiments/wgan_gp_mnist.py:cpu --workdir runs/wgan_gp_mnist_cpu
-      the CPU schedule: ch=32, 500 generator steps (2,500 critic steps); 2 CPU cores
+      the CPU schedule: ch=32, 1,000 generator steps (5,000 critic steps); 2 CPU cores
   python -m gen_jax.main --config experiments/wgan_gp_mnist.py:smoke --workdir /tmp/wgan_smoke
       seconds on embedded digits; used by the tests
 """
@@ -34,7 +34,7 @@ def _base():
 
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  c = _base().mnist_gan_config(variant, cpu_steps=500, gpu_steps=20000)
+  c = _base().mnist_gan_config(variant, cpu_steps=1000, gpu_steps=20000)
   c.model.update(arch="dcgan", loss="wasserstein", gp_weight=10.0, n_critic=5, d_norm="none")
   c.optim.d = optim.adam(1e-4, b1=0.5, b2=0.9)
   c.optim.g = optim.adam(1e-4, b1=0.5, b2=0.9)
