@@ -23,6 +23,12 @@ def _hours(seconds: float) -> str:
   return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
+def _value(value: float, sem: float | None) -> str:
+  """Two decimals, or three when the standard error is below 0.005 (bits/dim)."""
+  digits = 3 if sem is not None and sem < 0.005 else 2
+  return f"{value:.{digits}f}" + (f" ± {sem:.{digits}f}" if sem is not None else "")
+
+
 def _reference_from_command(command: str) -> dict:
   """The experiment file's `reference`, for runs whose config.json predates the key."""
   args = shlex.split(command)
@@ -54,7 +60,7 @@ def row(workdir: str) -> dict:
       "run": os.path.basename(os.path.normpath(workdir)),
       "data": f"{d['name']} ({d['variant']})",
       "metric": f"{metric} [{ev['units'][metric].split(';')[0]}]",
-      "value": f"{value:.2f}" + (f" ± {sem:.2f}" if sem is not None else ""),
+      "value": _value(value, sem),
       "reference": (f"{ref['value']:.2f} ({ref['source']})" if ref.get("value") else "–"),
       "also": "; ".join(f"{k} {v:.2f} [{ev['units'][k].split(';')[0]}]"
                         for k, v in ev["results"].items()

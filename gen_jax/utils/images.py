@@ -81,3 +81,27 @@ def save_samples(path: str, x: np.ndarray, rows: int | None = None,
   if x.ndim != 4:
     raise ValueError(f"cannot draw samples of shape {x.shape}: expected [N, H, W, C] or [N, 2]")
   return save_grid(path, x, rows=rows)
+
+
+def labelled_panel(tiles: list[list[np.ndarray]], row_labels: list[str],
+                   col_labels: list[str], title: str = "", tile: int = 160) -> np.ndarray:
+  """Rows x columns of images (u8[H, W] or u8[H, W, 3]) resized to `tile` px, with labels.
+
+  Returns u8[H', W', 3] with a title line, column labels on top and row labels
+  on the left, so a committed figure says what each picture is.
+  """
+  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+  left, top = 110, 36 if title else 20
+  rows, cols = len(tiles), len(tiles[0])
+  canvas = Image.new("RGB", (left + cols * (tile + 4), top + rows * (tile + 4)), "white")
+  draw = ImageDraw.Draw(canvas)
+  if title:
+    draw.text((4, 2), title, fill="black")
+  for j, label in enumerate(col_labels):
+    draw.text((left + j * (tile + 4) + 4, top - 16), label, fill="black")
+  for i, row in enumerate(tiles):
+    draw.text((4, top + i * (tile + 4) + tile // 2 - 6), row_labels[i], fill="black")
+    for j, img in enumerate(row):
+      im = Image.fromarray(np.asarray(img, np.uint8)).convert("RGB").resize((tile, tile))
+      canvas.paste(im, (left + j * (tile + 4), top + i * (tile + 4)))
+  return np.asarray(canvas)
