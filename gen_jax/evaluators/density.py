@@ -9,7 +9,11 @@ Results: `<name>/mass` = sum over cells of p(x_cell) * cell area, a midpoint
 estimate of the probability of the square (about 1 when the square holds the
 distribution and the model is a normalized density), and `<name>/png`, the
 heat map of p on the grid (top row = largest y), saved to
-`<workdir>/samples/<name>_<step>.png`.
+`<workdir>/samples/<name>_<step>.png`. For toy densities with a closed form
+(`toy2d.log_prob`), also `<name>/data_nll`, the exact -log p_data averaged
+over the test split (the lowest mean test nll any model can expect), and
+`<name>/kl`, the model's mean test nll minus it: a Monte Carlo estimate of
+KL(p_data || p_model) in nats.
 """
 import os
 
@@ -18,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import errors, parallel
+from gen_jax.data import sources, toy2d
 from gen_jax.utils import images
 
 
@@ -45,6 +50,19 @@ def evaluate(run, ts, name: str, ec) -> dict:
   if parallel.is_main():
     images.save_image(path, images.heatmap_image(density))
   mass = float(density.sum() * area)
-  return {f"{name}/mass": (mass, f"probability of [-{ec.extent}, {ec.extent}]^2 "
-                                 f"(midpoint rule, {n}x{n} cells)"),
-          f"{name}/png": (path, "model density heat map")}
+  out = {f"{name}/mass": (mass, f"probability of [-{ec.extent}, {ec.extent}]^2 "
+                                f"(midpoint rule, {n}x{n} cells)"),
+         f"{name}/png": (path, "model density heat map")}
+  d = run.config.data
+  test = sources.load(d.name, d.eval_split, d.path, d.download).x
+  exact = toy2d.log_prob(d.name, test) if d.name in toy2d.NAMES else None
+  if exact is not None:
+    model_nll = np.concatenate([np.asarray(fn(params, ts.state, jnp.asarray(test[i:i + bs])))
+                                for i in range(0, len(test), bs)]).astype(np.float64)
+    data_nll = float(-exact.mean())
+    where = f"mean over the {len(test)} points of {d.name}:{d.eval_split}"
+    out[f"{name}/data_nll"] = (data_nll, f"nats per point, exact -log p_data; {where}")
+    out[f"{name}/kl"] = (float(model_nll.mean()) - data_nll,
+                         f"nats, model nll - data nll: estimate of KL(p_data || p_model); "
+                         f"{where}")
+  return out
