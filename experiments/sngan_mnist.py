@@ -12,7 +12,7 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR):
   python -m gen_jax.main --config experiments/sngan_mnist.py --workdir runs/sngan_mnist
       ch=64, 30,000 steps; one GPU (not run here)
   python -m gen_jax.main --config experiments/sngan_mnist.py:cpu --workdir runs/sngan_mnist_cpu
-      the CPU schedule: ch=16 (G 128-64-32, D 16-32-64), 3,000 steps; 2 CPU cores
+      the CPU schedule: ch=8 (G 64-32-16, D 8-16-32), 1,000 steps; 2 CPU cores
   python -m gen_jax.main --config experiments/sngan_mnist.py:smoke --workdir /tmp/sngan_smoke
       seconds on embedded digits; used by the tests
 """
@@ -34,12 +34,13 @@ def _base():
 
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  c = _base().mnist_gan_config(variant)
+  c = _base().mnist_gan_config(variant, cpu_steps=1000)
   c.model.update(arch="sngan_cnn", loss="hinge", spectral_norm=True, n_critic=1, d_norm="none")
   c.optim.d.update(b2=0.999)
   c.optim.g.update(b2=0.999)
   if variant == "cpu":
-    c.model.update(g_ch=16, d_ch=16)
+    c.model.update(g_ch=8, d_ch=8)
+    c.ckpt_every_steps = 250
   if variant == "smoke":
     c.model.update(g_ch=4, d_ch=4)
   return c
