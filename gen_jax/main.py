@@ -53,6 +53,9 @@ def main(argv=None) -> int:
   except errors.GenJaxError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     return 2
+  except KeyboardInterrupt:   # Ctrl-C or SIGTERM; train() has saved what it could
+    print("interrupted", file=sys.stderr, flush=True)
+    return 130
   return 0
 
 

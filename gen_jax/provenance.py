@@ -54,11 +54,14 @@ class Recorder:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.t0)),
     }
 
-  def finish(self, end_step: int, train_seconds: float, train_examples: int) -> None:
+  def finish(self, end_step: int, train_seconds: float, train_examples: int,
+             interrupted: bool = False) -> None:
     if jax.process_index() != 0:
       return
     record = dict(self.base, start_step=self.start_step, end_step=end_step,
                   train_examples=train_examples,
                   train_s=round(train_seconds, 1), wall_s=round(time.time() - self.t0, 1))
+    if interrupted:
+      record["interrupted"] = True
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")

@@ -196,3 +196,32 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
   jax.tree.map(np.testing.assert_array_equal, (a.params, a.opt_state), (b.params, b.opt_state))
   steps = [r["step"] for r in writers.read_jsonl(str(killed / "metrics.jsonl"))]
   assert steps == sorted(set(steps)), "resumed metrics must not repeat steps"
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_current_step_records_it_and_resumes_bit_identically(tmp_path):
+  # No periodic checkpoint before the end: only the interrupt can save mid-run.
+  args = ["--config", QUICK, "--config.total_steps=2000", "--config.ckpt_every_steps=2000",
+          "--config.log_every_steps=20", "--config.eval_at_end=False"]
+  ref = run_main(args + ["--workdir", str(tmp_path / "ref")])
+  assert ref.returncode == 0, ref.stderr[-2000:]
+  stopped = tmp_path / "stopped"
+  log = tmp_path / "s.log"
+  proc = run_main(args + ["--workdir", str(stopped)], popen=True, stdout=open(log, "w"),
+                  stderr=open(tmp_path / "s.err", "w"))
+  deadline = time.time() + 120
+  while time.time() < deadline and "step 40/" not in log.read_text():
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=120) == 130
+  saved = [int(d) for d in os.listdir(stopped / "checkpoints") if d.isdigit()]
+  assert len(saved) == 1 and 40 <= saved[0] < 2000, saved
+  assert f"interrupted: checkpoint at step {saved[0]}" in log.read_text()
+  record = json.loads((stopped / "run_info.jsonl").read_text().splitlines()[-1])
+  assert record["interrupted"] and record["end_step"] == saved[0]
+  resumed = run_main(args + ["--workdir", str(stopped)])
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert f"at step {saved[0]}" in resumed.stdout
+  a, b = _final_params(str(tmp_path / "ref")), _final_params(str(stopped))
+  assert int(a.step) == int(b.step) == 2000
+  jax.tree.map(np.testing.assert_array_equal, (a.params, a.opt_state), (b.params, b.opt_state))

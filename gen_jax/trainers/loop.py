@@ -6,10 +6,13 @@ loop keeps per-step metrics on device and fetches them only at log and
 checkpoint steps; a non-finite loss stops the run there, naming the first bad
 step, before anything after it is saved.
 """
+import contextlib
 import dataclasses
 import functools
 import json
 import os
+import signal
+import threading
 import time
 
 import jax
@@ -194,6 +197,43 @@ def write_images(run: Run, ts: types.TrainState, step: int) -> None:
                      both, rows=8)
 
 
+@contextlib.contextmanager
+def _sigterm_raises_keyboard_interrupt():
+  """Turns SIGTERM (preemption, `kill`, a scheduler's time limit) into KeyboardInterrupt."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def handler(signum, frame):
+    del frame
+    raise KeyboardInterrupt(f"signal {signum}")
+
+  old = signal.signal(signal.SIGTERM, handler)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, old)
+
+
+def _save_on_interrupt(run: Run, ts, meta: dict, unchecked: list) -> int | None:
+  """Checkpoints the state reached when a run is interrupted; returns its step.
+
+  Nothing is saved if a metric since the last check is non-finite, or if the
+  interrupt arrived while the step was being dispatched (its input buffers
+  are donated, so the state is gone): the last periodic checkpoint stands.
+  """
+  try:
+    step = int(jax.device_get(ts.step))
+    if _first_nonfinite(unchecked) is not None:
+      return None
+    if step not in run.checkpointer.all_steps():
+      run.checkpointer.save(step, ts, {**meta, "step": step})
+    run.checkpointer.wait()
+    return step
+  except RuntimeError:   # deleted (donated) buffers
+    return None
+
+
 def save_config(config, workdir: str) -> None:
   if parallel.is_main():
     os.makedirs(workdir, exist_ok=True)
@@ -227,38 +267,49 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   pending, unchecked, step = [], [], start
   t_log, s_log, t0 = time.time(), start, time.time()
   try:
-    while step < total:
-      raw = parallel.to_global(loader.batches(step, k), run.mesh, batch_dim=1)
-      ts, metrics = step_fn(ts, raw, run.base_rng)
-      pending.append((step, metrics))
-      unchecked.append((step, metrics))
-      step += k
-      is_log = step % config.log_every_steps == 0 or step == total
-      is_ckpt = step % config.ckpt_every_steps == 0 or step == total
-      if is_log or is_ckpt:
-        bad, unchecked = _first_nonfinite(unchecked), []
-        if bad is not None:
-          run.checkpointer.wait()
-          raise errors.NonFiniteLossError(
-              f"non-finite {bad[1]}={bad[2]} at step {bad[0]}; training stopped. "
-              f"Last good checkpoint: step {run.checkpointer.latest_step()} in "
-              f"{run.checkpointer.directory}")
-      if is_log:
-        means = {n: float(np.mean(v)) for n, v in jax.device_get(
-            _stack([m for _, m in pending])).items()}
-        now = time.time()
-        rate = (step - s_log) / max(now - t_log, 1e-9)
-        writer.write(step, {**means, "steps_per_sec": rate})
-        order = sorted(means, key=lambda n: (not n.endswith("loss"), n))
-        shown = " | ".join(f"{n} {means[n]:.4g}" for n in order[:4])
-        log(f"step {step}/{total} | {shown} | {rate:.1f} steps/s | "
-            f"ETA {_fmt_time((total - step) / max(rate, 1e-9))}")
-        t_log, s_log = now, step
-        pending = []
-      if is_ckpt:
-        run.checkpointer.save(step, ts, {**meta, "step": step})
-      if config.sample_every_steps and step % config.sample_every_steps == 0 and step < total:
-        write_images(run, ts, step)
+    try:
+      with _sigterm_raises_keyboard_interrupt():
+        while step < total:
+          raw = parallel.to_global(loader.batches(step, k), run.mesh, batch_dim=1)
+          ts, metrics = step_fn(ts, raw, run.base_rng)
+          pending.append((step, metrics))
+          unchecked.append((step, metrics))
+          step += k
+          is_log = step % config.log_every_steps == 0 or step == total
+          is_ckpt = step % config.ckpt_every_steps == 0 or step == total
+          if is_log or is_ckpt:
+            bad, unchecked = _first_nonfinite(unchecked), []
+            if bad is not None:
+              run.checkpointer.wait()
+              raise errors.NonFiniteLossError(
+                  f"non-finite {bad[1]}={bad[2]} at step {bad[0]}; training stopped. "
+                  f"Last good checkpoint: step {run.checkpointer.latest_step()} in "
+                  f"{run.checkpointer.directory}")
+          if is_log:
+            means = {n: float(np.mean(v)) for n, v in jax.device_get(
+                _stack([m for _, m in pending])).items()}
+            now = time.time()
+            rate = (step - s_log) / max(now - t_log, 1e-9)
+            writer.write(step, {**means, "steps_per_sec": rate})
+            order = sorted(means, key=lambda n: (not n.endswith("loss"), n))
+            shown = " | ".join(f"{n} {means[n]:.4g}" for n in order[:4])
+            log(f"step {step}/{total} | {shown} | {rate:.1f} steps/s | "
+                f"ETA {_fmt_time((total - step) / max(rate, 1e-9))}")
+            t_log, s_log = now, step
+            pending = []
+          if is_ckpt:
+            run.checkpointer.save(step, ts, {**meta, "step": step})
+          if config.sample_every_steps and step % config.sample_every_steps == 0 and step < total:
+            write_images(run, ts, step)
+    except KeyboardInterrupt:
+      saved = _save_on_interrupt(run, ts, meta, unchecked)
+      where = run.checkpointer.directory
+      log(f"interrupted: checkpoint at step {saved} in {where}; rerun the same command to "
+          f"resume" if saved is not None else
+          f"interrupted: the last checkpoint is step {run.checkpointer.latest_step()} in {where}")
+      if saved is not None:
+        recorder.finish(saved, time.time() - t0, len(run.train_data), interrupted=True)
+      raise
     run.checkpointer.wait()
     train_seconds = time.time() - t0
     if step > start:
