@@ -65,7 +65,9 @@ def row(workdir: str) -> dict:
       "also": "; ".join(f"{k} {v:.2f} [{ev['units'][k].split(';')[0]}]"
                         for k, v in ev["results"].items()
                         if isinstance(v, float) and k != metric and not k.endswith("_sem")),
-      "schedule": f"{steps:,} steps × batch {d['batch_size']} ({epochs:.0f} epochs)",
+      "schedule": f"{steps:,} steps × batch {d['batch_size']} ({epochs:.1f} epochs)"
+                  + (f"; stopped at step {steps:,} of {config['total_steps']:,}"
+                     if steps < config["total_steps"] else ""),
       "hardware": info[-1]["hardware"],
       "wall": _hours(sum(r["wall_s"] for r in info)),
       "commit": info[0]["commit"],
