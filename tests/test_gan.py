@@ -195,7 +195,8 @@ def test_gradient_penalty_with_batchnorm_critic_is_rejected():
 
 def test_unknown_choices_name_the_valid_ones():
   for key, bad in (("arch", "resnet"), ("loss", "lsgan"), ("upsample", "nearest")):
-    config = _config("dcgan", (16, 16, 1), **{key: bad})
+    config = _config("dcgan", (16, 16, 1))
+    config.model[key] = bad
     with pytest.raises(errors.ConfigError, match=bad):
       gan.make(config, (16, 16, 1))
 
