@@ -12,6 +12,31 @@ if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(SHARED_TFDS):
   os.environ["TFDS_DATA_DIR"] = SHARED_TFDS
 
 
+_CACHE_DIR = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+  """One persistent XLA compilation cache per test session.
+
+  The smoke tests train, resume, evaluate and sample each experiment, and every
+  call builds new jitted closures of the same computations; the cache turns
+  their repeated compiles into lookups.
+  """
+  import tempfile  # pylint: disable=g-import-not-at-top
+
+  import jax  # pylint: disable=g-import-not-at-top
+  cache = tempfile.mkdtemp(prefix="gen_jax_xla_cache_")
+  config.stash[_CACHE_DIR] = cache
+  jax.config.update("jax_compilation_cache_dir", cache)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.rmtree(config.stash.get(_CACHE_DIR, ""), ignore_errors=True)
+
+
 def tfds_has(name: str) -> bool:
   root = os.environ.get("TFDS_DATA_DIR", "")
   return bool(root) and os.path.isdir(os.path.join(root, name))
