@@ -4,9 +4,10 @@ Target:   >= 99.3% test accuracy (10,000 test digits). Its 128-d penultimate
   features are the feature space of the GAN sample-quality evaluator and its
   predictions count Stacked-MNIST modes. Not a reproduction of a paper: a
   small VGG-style CNN (conv3x3 16-16-pool-32-32-pool, dense 128, dropout 0.5;
-  sized for 2 CPU cores).
-Optimizer: Adam(1e-3), cosine decay over 3 epochs (1,400 steps of batch 128),
-  inputs in [0, 1] (variant "grayscale"), no augmentation. One step per
+  sized for 2 CPU cores). Without augmentation it reached 99.02% in 3 epochs.
+Optimizer: Adam(1e-3), cosine decay over 6 epochs (2,800 steps of batch 128),
+  inputs in [0, 1] (variant "grayscale"), random translations of up to
+  2 pixels (model.shift) in the training loss. One step per
   dispatch: on XLA:CPU these convolutions ran ~7x slower inside lax.scan
   (13.4 vs 2.0 s/step measured on 2 busy cores).
 Commands (data: TFDS mnist via TFDS_DATA_DIR):
@@ -26,13 +27,14 @@ VARIANTS = ("smoke",)
 
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  return classifier_config("mnist", variant, epochs=3)
+  return classifier_config("mnist", variant, epochs=6, shift=2, hflip=False)
 
 
-def classifier_config(dataset: str, variant: str, epochs: int, train_size: int = 60000):
+def classifier_config(dataset: str, variant: str, epochs: int, shift: int, hflip: bool,
+                      train_size: int = 60000):
   c = config_lib.base()
   c.family = "classifier"
-  c.model = classifier.default_model(channels=(16, 32))
+  c.model = classifier.default_model(channels=(16, 32), shift=shift, hflip=hflip)
   c.data.update(name=dataset, variant="grayscale", batch_size=128)
   c.data.labels = True
   steps = epochs * train_size // c.data.batch_size // 100 * 100
@@ -49,7 +51,7 @@ def classifier_config(dataset: str, variant: str, epochs: int, train_size: int =
   if variant == "smoke":
     c.reference.value = 0.0
     c.data.update(name="digits", batch_size=50)
-    c.model.update(channels=(8, 16), feature_dim=32, dropout=0.0)
+    c.model.update(channels=(8, 16), feature_dim=32, dropout=0.0, shift=min(shift, 1))
     c.optim.model.update(lr=3e-3, warmup_steps=0, decay_steps=100)
     c.total_steps, c.steps_per_dispatch = 100, 10
     c.log_every_steps = c.ckpt_every_steps = 50

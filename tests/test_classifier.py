@@ -18,6 +18,7 @@ def _config():
 
 def test_loss_is_cross_entropy_and_eval_gives_per_example_values():
   config = _config()
+  config.model.shift = 0                     # no augmentation: the loss is plain cross-entropy
   family = classifier.make(config, (8, 8, 1))
   x = jax.random.uniform(jax.random.key(0), (6, 8, 8, 1))
   y = jnp.arange(6) % 10
@@ -74,3 +75,35 @@ def test_stacked_mnist_has_1000_modes_built_from_mnist():
   for c, place in enumerate((100, 10, 1)):
     (match,) = np.nonzero(np.all(base.x[..., 0] == s.x[i, ..., c], axis=(1, 2)))[:1]
     assert base.y[match[0]] == (s.y[i] // place) % 10
+
+
+def _translate(img, dy, dx):
+  """Brute-force zero-fill translation: out[i, j] = img[i - dy, j - dx]."""
+  out = np.zeros_like(img)
+  h, w = img.shape[:2]
+  for i in range(h):
+    for j in range(w):
+      if 0 <= i - dy < h and 0 <= j - dx < w:
+        out[i, j] = img[i - dy, j - dx]
+  return out
+
+
+@pytest.mark.parametrize("hflip", [False, True])
+def test_augment_is_a_random_translation_and_flip_of_each_image(hflip):
+  shift, b = 2, 1000
+  base = np.arange(1, 6 * 5 + 1, dtype=np.float32).reshape(6, 5, 1)   # every pixel distinct
+  x = np.broadcast_to(base, (b,) + base.shape)
+  out = np.asarray(classifier.augment(jax.random.key(0), jnp.asarray(x), shift, hflip))
+  seen = set()
+  for img in out:
+    matches = [(dy, dx, f) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)
+               for f in ((False, True) if hflip else (False,))
+               if np.array_equal(img, _translate(base, dy, dx)[:, ::-1] if f
+                                 else _translate(base, dy, dx))]
+    assert len(matches) == 1, matches
+    seen.add(matches[0])
+  assert len(seen) == (2 * shift + 1) ** 2 * (2 if hflip else 1)   # every offset is drawn
+  same = classifier.augment(jax.random.key(0), jnp.asarray(x), 0, False)
+  np.testing.assert_array_equal(same, x)
+  with pytest.raises(errors.ConfigError, match="shift"):
+    classifier.augment(jax.random.key(0), jnp.asarray(x), -1, False)

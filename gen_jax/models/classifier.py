@@ -11,6 +11,11 @@ maxpool2] for c in `channels`, then dense(`feature_dim`) ReLU (the features),
 dropout, dense(num_classes) (experiments/classifier_mnist.py: channels
 (16, 32), feature_dim 128).
 
+Augmentation (training loss only, on the device, from the step's rng):
+`shift` > 0 translates each image by independent integer offsets in
+[-shift, shift] pixels along both axes (zero fill); `hflip` mirrors each
+image left-right with probability 1/2 (for Fashion-MNIST, not for digits).
+
 Loss: mean cross-entropy (nats). eval_fn gives per-example `accuracy` (0/1)
 and `nll` (nats); `features` gives (penultimate features, class probabilities).
 """
@@ -46,6 +51,28 @@ class CNN(nn.Module):
     return feats, nn.Dense(self.num_classes, name="logits")(h)
 
 
+def augment(rng: jax.Array, x: jax.Array, shift: int, hflip: bool) -> jax.Array:
+  """Random translation (zero fill) and optional left-right flip, per example.
+
+  x: f32[B, H, W, C] -> f32[B, H, W, C]; out[b] = x[b] moved by (dy, dx) with
+  dy, dx ~ U{-shift..shift} independently, then mirrored with probability 1/2
+  if hflip.
+  """
+  if shift < 0:
+    raise errors.ConfigError(f"model.shift must be >= 0 pixels (got {shift})")
+  b, h, w, _ = x.shape
+  k_shift, k_flip = jax.random.split(rng)
+  if shift:
+    offsets = jax.random.randint(k_shift, (b, 2), 0, 2 * shift + 1)
+    padded = jnp.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)))
+    x = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0),
+                                                      (h, w, img.shape[-1])))(padded, offsets)
+  if hflip:
+    flip = jax.random.bernoulli(k_flip, 0.5, (b, 1, 1, 1))
+    x = jnp.where(flip, x[:, :, ::-1], x)
+  return x
+
+
 def make_net(m: ml_collections.ConfigDict) -> CNN:
   if m.arch not in ARCHS:
     raise errors.ConfigError(errors.choices("model.arch", m.arch, ARCHS))
@@ -64,10 +91,16 @@ def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
   def init(rng, batch):
     return {"model": net.init(rng, batch["x"])["params"]}, {}
 
+  shift, hflip = int(m.get("shift", 0)), bool(m.get("hflip", False))
+  if shift < 0:
+    raise errors.ConfigError(f"model.shift must be >= 0 pixels (got {shift})")
+
   def loss(player, params, state, batch, rng):
     del player
-    _, logits = net.apply({"params": params["model"]}, batch["x"], train=True,
-                          rngs={"dropout": rng})
+    k_aug, k_drop = jax.random.split(rng)
+    x = augment(k_aug, batch["x"], shift, hflip) if (shift or hflip) else batch["x"]
+    _, logits = net.apply({"params": params["model"]}, x, train=True,
+                          rngs={"dropout": k_drop})
     logp = jax.nn.log_softmax(logits)
     nll = -jnp.take_along_axis(logp, batch["y"][:, None].astype(jnp.int32), axis=1)[:, 0]
     acc = (logits.argmax(-1) == batch["y"]).astype(jnp.float32)
@@ -99,6 +132,7 @@ def features(net: CNN, params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def default_model(**kw) -> ml_collections.ConfigDict:
-  c = dict(arch="cnn", channels=(32, 64), feature_dim=128, num_classes=10, dropout=0.5)
+  c = dict(arch="cnn", channels=(32, 64), feature_dim=128, num_classes=10, dropout=0.5,
+           shift=0, hflip=False)
   c.update(kw)
   return ml_collections.ConfigDict(c)
