@@ -110,6 +110,8 @@ CASES = {
                                                     spectral_norm=True)),
     "sngan_hinge": ("sngan_cnn", (8, 8, 3), dict(loss="hinge", spectral_norm=True)),
     "mlp_2d": ("mlp", (2,), dict(batch_norm=True)),
+    "mlp_2d_pacgan2": ("mlp", (2,), dict(batch_norm=True, pack=2)),
+    "dcgan_bn_pacgan4": ("dcgan", (16, 16, 1), dict(d_norm="batch", pack=4)),
 }
 
 
@@ -185,6 +187,45 @@ def test_samples_have_the_data_shape_and_range(case):
   assert x.shape == (5,) + batch["x"].shape[1:]
   if x.ndim == 4:
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+
+
+@pytest.mark.parametrize("shape", [(2,), (4, 3, 2)])
+def test_packing_concatenates_consecutive_examples_along_the_last_axis(shape):
+  x = np.random.default_rng(0).normal(size=(6,) + shape).astype(np.float32)
+  packed = np.asarray(gan.pack(jnp.asarray(x), 3))
+  assert packed.shape == (2,) + shape[:-1] + (3 * shape[-1],)
+  for i in range(2):
+    np.testing.assert_array_equal(packed[i], np.concatenate(list(x[3 * i:3 * i + 3]), axis=-1))
+  np.testing.assert_array_equal(gan.pack(jnp.asarray(x), 1), x)
+  with pytest.raises(errors.ConfigError, match="divisible"):
+    gan.pack(jnp.asarray(x), 4)
+
+
+@pytest.mark.parametrize("case", ["mlp_2d_pacgan2", "dcgan_bn_pacgan4"])
+def test_packed_discriminator_sees_m_samples_and_gives_one_logit_per_pack(case):
+  config, family, batch = _setup(case)
+  m = config.model.pack
+  params, state = family.init(jax.random.key(0), batch)
+  _, disc = gan.make_nets(config.model, batch["x"].shape[1:])
+  in_widths = [leaf.shape[-2] for leaf in jax.tree.leaves(params["d"]) if leaf.ndim >= 2]
+  assert min(in_widths) == m * batch["x"].shape[-1]      # the first layer reads m samples
+  x = 2.0 * batch["x"] - 1.0 if batch["x"].ndim == 4 else batch["x"]
+  logits = disc.apply({"params": params["d"], "batch_stats": state["d"]}, gan.pack(x, m),
+                      train=False)
+  assert logits.shape == (batch["x"].shape[0] // m,)
+  # eval_fn judges each example as m copies of itself: one value per example
+  out = family.eval_fn(params, state, batch, jax.random.key(1))["d_logit"]
+  copies = gan.pack(jnp.repeat(x[:1], m, axis=0), m)
+  expected = disc.apply({"params": params["d"], "batch_stats": state["d"]}, copies, train=False)
+  assert out.shape == (batch["x"].shape[0],)
+  np.testing.assert_allclose(out[0], expected[0], rtol=1e-5, atol=1e-6)
+
+
+def test_packing_with_gradient_penalty_or_bad_sizes_is_rejected():
+  for model, match in ((dict(pack=2, loss="wasserstein", gp_weight=1.0, d_norm="none"),
+                        "gradient penalty"), (dict(pack=0), "model.pack")):
+    with pytest.raises(errors.ConfigError, match=match):
+      gan.make(_config("mlp", (2,), **model), (2,))
 
 
 def test_gradient_penalty_with_batchnorm_critic_is_rejected():

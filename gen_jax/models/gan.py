@@ -22,6 +22,12 @@ state["g"]: the discriminator's normalization statistics seen during a
 generator update are used (batch statistics, one power iteration) but not
 kept, so neither player's update changes the other's parameters or state.
 
+Packing (PacGAN, Lin et al. 2018): with `model.pack` = m > 1 the
+discriminator judges m samples at once, all real or all fake, concatenated
+along the last axis (channels for images, features for 2-D data); it then
+outputs one logit per pack, f32[N/m]. Batch sizes must be divisible by m.
+eval_fn feeds each example as a pack of m copies of itself.
+
 Images: data in [0, 1] (variant "grayscale") are fed to D as 2x - 1; G ends in
 tanh and `sample` returns (G(z) + 1) / 2 in [0, 1]. 2-D data (variant
 "continuous") are used as they are.
@@ -53,6 +59,12 @@ def _check(m: ml_collections.ConfigDict, x_shape: tuple, variant: str) -> None:
     raise errors.ConfigError(f"model.n_critic must be >= 1 (got {m.n_critic})")
   if m.gp_weight < 0:
     raise errors.ConfigError(f"model.gp_weight must be >= 0 (got {m.gp_weight})")
+  if m.pack < 1:
+    raise errors.ConfigError(f"model.pack must be >= 1 samples per discriminator input "
+                             f"(got {m.pack})")
+  if m.pack > 1 and m.gp_weight > 0:
+    raise errors.ConfigError("the gradient penalty is per example; it is not defined here for "
+                             "packed discriminator inputs: set model.pack = 1 or gp_weight = 0")
   if m.gp_weight > 0 and m.arch == "dcgan" and m.d_norm == "batch":
     raise errors.ConfigError(
         "the gradient penalty needs per-example critic outputs; BatchNorm in the "
@@ -64,6 +76,22 @@ def _check(m: ml_collections.ConfigDict, x_shape: tuple, variant: str) -> None:
   if images and variant not in ("grayscale", "dequantized_8bit"):
     raise errors.ConfigError(
         f"GANs on images need data.variant 'grayscale' (or 'dequantized_8bit'); got {variant!r}")
+
+
+def pack(x: jax.Array, m: int) -> jax.Array:
+  """PacGAN packing: f32[N, ..., C] -> f32[N/m, ..., m*C].
+
+  Pack i holds examples i*m .. i*m + m - 1, concatenated along the last axis.
+  """
+  if m == 1:
+    return x
+  n = x.shape[0]
+  if n % m:
+    raise errors.ConfigError(f"a batch of {n} cannot be split into packs of model.pack={m}; "
+                             "use a batch size divisible by it")
+  x = x.reshape((n // m, m) + x.shape[1:])
+  x = jnp.moveaxis(x, 1, -2)                      # [N/m, ..., m, C]
+  return x.reshape(x.shape[:-2] + (m * x.shape[-1],))
 
 
 def make_nets(m: ml_collections.ConfigDict, x_shape: tuple):
@@ -105,16 +133,16 @@ def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
     return x.reshape((z.shape[0],) + x_shape), stats
 
   def discriminate(d_params, d_stats, x):
-    """D(x) in training mode: (logits f32[N], updated statistics)."""
-    logits, upd = disc.apply({"params": d_params, "batch_stats": d_stats}, x, train=True,
-                             mutable=MUT)
+    """D(x) in training mode: (logits f32[N / pack], updated statistics)."""
+    logits, upd = disc.apply({"params": d_params, "batch_stats": d_stats}, pack(x, m.pack),
+                             train=True, mutable=MUT)
     return logits, upd.get("batch_stats", d_stats)
 
   def init(rng, batch):
     x = to_model(batch["x"])
     r_g, r_d = jax.random.split(rng)
     g_vars = gen.init(r_g, jnp.zeros((x.shape[0], m.z_dim)), train=True)
-    d_vars = disc.init(r_d, x, train=True)
+    d_vars = disc.init(r_d, pack(jnp.repeat(x, m.pack, axis=0), m.pack), train=True)
     params = {"d": d_vars["params"], "g": g_vars["params"]}
     state = {"d": d_vars.get("batch_stats", {}), "g": g_vars.get("batch_stats", {})}
     return params, state
@@ -155,10 +183,13 @@ def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
     return jnp.clip((x + 1.0) / 2.0, 0.0, 1.0) if images else x
 
   def eval_fn(params, state, batch, rng, **kw):
-    """Per-example discriminator output on data, D(x) in inference mode: f32[B]."""
+    """Per-example discriminator output on data, D(x) in inference mode: f32[B].
+
+    With packing, example x is judged as the pack of m copies of x.
+    """
     del rng, kw
-    logits = disc.apply({"params": params["d"], "batch_stats": state["d"]},
-                        to_model(batch["x"]), train=False)
+    x = pack(jnp.repeat(to_model(batch["x"]), m.pack, axis=0), m.pack)
+    logits = disc.apply({"params": params["d"], "batch_stats": state["d"]}, x, train=False)
     return {"d_logit": logits}
 
   return types.Family(
@@ -172,7 +203,7 @@ def default_model(**kw) -> ml_collections.ConfigDict:
   c = dict(arch="dcgan", loss="nonsaturating", gp_weight=0.0, n_critic=1, z_dim=100,
            g_hidden=(400, 400, 400, 400), d_hidden=(200, 200, 200),
            g_ch=64, d_ch=64, upsample="subpixel", downsample="strided",
-           spectral_norm=False, batch_norm=True, d_norm="batch")
+           spectral_norm=False, batch_norm=True, d_norm="batch", pack=1)
   unknown = set(kw) - set(c)
   if unknown:
     raise errors.ConfigError(errors.choices("model key", sorted(unknown)[0], c))
