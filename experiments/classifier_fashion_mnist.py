@@ -13,23 +13,14 @@ Commands (data: TFDS fashion_mnist via TFDS_DATA_DIR):
   python -m gen_jax.main --config experiments/classifier_fashion_mnist.py:smoke --workdir /tmp/f
       seconds, on scikit-learn's embedded digits; used by the tests
 """
-import importlib.util
-import os
-
 from gen_jax import config_lib
+
+classifier_mnist = config_lib.sibling(__file__, "classifier_mnist")
 
 VARIANTS = ("smoke",)
 
 
-def _mnist_module():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "classifier_mnist.py")
-  spec = importlib.util.spec_from_file_location("classifier_mnist", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  return _mnist_module().classifier_config("fashion_mnist", variant, epochs=12, shift=2,
+  return classifier_mnist.classifier_config("fashion_mnist", variant, epochs=12, shift=2,
                                              hflip=True)

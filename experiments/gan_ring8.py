@@ -15,20 +15,15 @@ Commands:
   python -m gen_jax.main --config experiments/gan_ring8.py:smoke --workdir /tmp/gan_ring8_smoke
 Hardware: 2 CPU cores, minutes (see docs/runs/ for measured times).
 """
-import importlib.util
-import os
-
 from gen_jax import config_lib
 
-VARIANTS = ("ttur", "wgan_gp", "smoke")
+gan_grid25 = config_lib.sibling(__file__, "gan_grid25")
+
+VARIANTS = ("ttur", "pacgan", "wgan_gp", "smoke")
 
 
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gan_grid25.py")
-  spec = importlib.util.spec_from_file_location("gan_grid25", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.toy_config("ring8", variant, extent=3.0)
+  c = gan_grid25.toy_config("ring8", variant, extent=3.0)
   c.reference.update(value=8.0, source="VEEGAN (Srivastava et al. 2017), Table 1, 2D Ring")
   return c

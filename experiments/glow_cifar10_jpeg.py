@@ -20,13 +20,9 @@ Commands:
   python -m gen_jax.main --config experiments/glow_cifar10_jpeg.py:smoke --workdir /tmp/glow_c_smoke
       seconds on stacked scikit-learn digits (8x8x3 stand-in) on the CPU; used by the tests
 """
-import os
-import sys
-
 from gen_jax import config_lib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import realnvp_mnist  # noqa: E402  pylint: disable=g-import-not-at-top
+realnvp_mnist = config_lib.sibling(__file__, "realnvp_mnist")
 
 VARIANTS = ("smoke",)
 LABEL = "CIFAR-10 (JPEG q75 copy)"

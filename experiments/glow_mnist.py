@@ -18,13 +18,9 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
   python -m gen_jax.main --config experiments/glow_mnist.py:smoke --workdir /tmp/glow_smoke
       seconds on embedded digits; used by the tests
 """
-import os
-import sys
-
 from gen_jax import config_lib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import realnvp_mnist  # noqa: E402  pylint: disable=g-import-not-at-top
+realnvp_mnist = config_lib.sibling(__file__, "realnvp_mnist")
 
 VARIANTS = ("cpu", "smoke")
 

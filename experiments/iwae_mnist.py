@@ -18,13 +18,9 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
   python -m gen_jax.main --config experiments/iwae_mnist.py:smoke --workdir /tmp/iwae_smoke
       seconds; used by the tests
 """
-import os
-import sys
-
 from gen_jax import config_lib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import vae_mnist  # noqa: E402  pylint: disable=g-import-not-at-top
+vae_mnist = config_lib.sibling(__file__, "vae_mnist")
 
 VARIANTS = ("k5", "k50", "k5_cpu", "k50_cpu", "smoke")
 

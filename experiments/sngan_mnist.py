@@ -16,25 +16,16 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR):
   python -m gen_jax.main --config experiments/sngan_mnist.py:smoke --workdir /tmp/sngan_smoke
       seconds on embedded digits; used by the tests
 """
-import importlib.util
-import os
-
 from gen_jax import config_lib
+
+dcgan_mnist = config_lib.sibling(__file__, "dcgan_mnist")
 
 VARIANTS = ("cpu", "smoke")
 
 
-def _base():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dcgan_mnist.py")
-  spec = importlib.util.spec_from_file_location("dcgan_mnist", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  c = _base().mnist_gan_config(variant, cpu_steps=1000)
+  c = dcgan_mnist.mnist_gan_config(variant, cpu_steps=1000)
   c.model.update(arch="sngan_cnn", loss="hinge", spectral_norm=True, n_critic=1, d_norm="none")
   c.optim.d.update(b2=0.999)
   c.optim.g.update(b2=0.999)

@@ -16,25 +16,16 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR):
   python -m gen_jax.main --config experiments/wgan_gp_mnist.py:smoke --workdir /tmp/wgan_smoke
       seconds on embedded digits; used by the tests
 """
-import importlib.util
-import os
-
 from gen_jax import config_lib, optim
+
+dcgan_mnist = config_lib.sibling(__file__, "dcgan_mnist")
 
 VARIANTS = ("cpu", "smoke")
 
 
-def _base():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dcgan_mnist.py")
-  spec = importlib.util.spec_from_file_location("dcgan_mnist", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  c = _base().mnist_gan_config(variant, cpu_steps=1000, gpu_steps=20000)
+  c = dcgan_mnist.mnist_gan_config(variant, cpu_steps=1000, gpu_steps=20000)
   c.model.update(arch="dcgan", loss="wasserstein", gp_weight=10.0, n_critic=5, d_norm="none")
   c.optim.d = optim.adam(1e-4, b1=0.5, b2=0.9)
   c.optim.g = optim.adam(1e-4, b1=0.5, b2=0.9)

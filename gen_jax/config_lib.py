@@ -69,15 +69,29 @@ def parse_variant(arg: str, variants: Iterable[str]) -> str:
   return arg
 
 
-def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-  """Loads `path/to/experiment.py[:variant]` and applies `a.b=value` overrides."""
-  path, _, arg = spec.partition(":")
+def _load_module(path: str):
   if not os.path.isfile(path):
     raise errors.ConfigError(f"config file not found: {path}")
   name = "gen_jax_experiment_" + os.path.splitext(os.path.basename(path))[0]
   module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
+  return module
+
+
+def sibling(this_file: str, name: str):
+  """The experiment module `name`.py beside `this_file` (pass `__file__`).
+
+  Experiments that share a builder import it this way, so an experiment file
+  works from any working directory without being on sys.path.
+  """
+  return _load_module(os.path.join(os.path.dirname(os.path.abspath(this_file)), name + ".py"))
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """Loads `path/to/experiment.py[:variant]` and applies `a.b=value` overrides."""
+  path, _, arg = spec.partition(":")
+  module = _load_module(path)
   if not hasattr(module, "get_config"):
     raise errors.ConfigError(f"{path} defines no get_config(arg)")
   config = module.get_config(arg)
