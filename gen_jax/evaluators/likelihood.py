@@ -13,34 +13,47 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax import parallel
+from gen_jax import errors, parallel
 from gen_jax.data import pipeline, sources, variants
 
 
 def evaluate(run, ts, name: str, ec) -> dict:
+  return mean_over_split(run, ts, name, ec, labels=False)
+
+
+def mean_over_split(run, ts, name: str, ec, labels: bool) -> dict:
+  """Mean and standard error of each per-example eval_fn output over a split.
+
+  With labels=True the batches carry `y` (the split must be labelled). Padding
+  examples of the last batch are masked out of every sum.
+  """
   d = run.config.data
-  split = sources.load(d.name, ec.get("split", d.eval_split), d.path, d.download)
+  split_name = ec.get("split", d.eval_split)
+  split = sources.load(d.name, split_name, d.path, d.download)
+  if labels and split.y is None:
+    raise errors.ConfigError(f"evaluator {ec.type!r} needs labels; {d.name}:{split_name} has none")
   x, variant = variants.eval_arrays(d.variant, split.x)
+  arrays = {"x": x, "y": split.y} if labels else {"x": x}
   if ec.get("num_examples", 0):
-    x = x[:ec.num_examples]
+    arrays = {k: v[:ec.num_examples] for k, v in arrays.items()}
   kwargs = dict(ec.get("kwargs", {}))
   family = run.family
   base = parallel.fold(run.base_rng, "eval", name)
 
   @jax.jit
-  def fn(params, state, raw, i):
+  def fn(params, state, batch, i):
     rng = jax.random.fold_in(base, i)
-    xb = variants.apply(variant, raw, parallel.fold(rng, "data"))
-    return family.eval_fn(params, state, {"x": xb}, parallel.fold(rng, "eval"), **kwargs)
+    batch = dict(batch, x=variants.apply(variant, batch["x"], parallel.fold(rng, "data")))
+    return family.eval_fn(params, state, batch, parallel.fold(rng, "eval"), **kwargs)
 
   params = ts.eval_params()
   sums, sq, count = {}, {}, 0.0
-  batches = list(pipeline.eval_batches({"x": x}, ec.batch_size, jax.process_index(),
+  batches = list(pipeline.eval_batches(arrays, ec.batch_size, jax.process_index(),
                                        jax.process_count()))
   t0, shown = time.time(), 0
   for i, (b, mask) in enumerate(batches):
-    out = fn(params, ts.state, parallel.to_global(b["x"], run.mesh), jnp.uint32(i))
-    out = parallel.to_host(out)
+    b = {k: parallel.to_global(v, run.mesh) for k, v in b.items()}
+    out = parallel.to_host(fn(params, ts.state, b, jnp.uint32(i)))
     m = parallel.to_host(parallel.to_global(mask, run.mesh))
     for key, v in out.items():
       v = np.asarray(v, np.float64)
@@ -59,7 +72,6 @@ def evaluate(run, ts, name: str, ec) -> dict:
     var = max(sq[key] / count - mean * mean, 0.0)
     unit = units.get(key, "")
     results[f"{name}/{key}"] = (mean, unit + f"; mean over {int(count)} examples of "
-                                f"{d.get('description') or d.name}:{ec.get('split', d.eval_split)} "
-                                f"({d.variant})")
+                                f"{d.get('description') or d.name}:{split_name} ({d.variant})")
     results[f"{name}/{key}_sem"] = (float(np.sqrt(var / count)), "standard error of the mean")
   return results
