@@ -6,8 +6,10 @@ Target:   all 8 modes with >= 80% high-quality samples (within 3 std of a
 Architecture and optimizer: as experiments/gan_grid25.py (z in R^2, G 4x400
   ReLU with BatchNorm, D 3x200 leaky-ReLU, batch 100, Adam(1e-4, b1=0.5)).
 Variants: "" non-saturating GAN, 20,000 steps; "ttur" (D learning rate
-  4e-4, 30,000 steps); "wgan_gp" (n_critic 5, lambda 0.1, 10,000 generator
-  steps); "smoke" (seconds; used by the tests).
+  4e-4, 30,000 steps); "ttur_ema" (TTUR rates decayed over 60,000 steps,
+  samples from a 0.999 EMA of G); "pacgan" ("ttur_ema" with PacGAN2
+  packing); "wgan_gp" (n_critic 5, lambda 0.1, 10,000 generator steps);
+  "smoke" (seconds; used by the tests).
 Commands:
   python -m gen_jax.main --config experiments/gan_ring8.py --workdir runs/gan_ring8
   python -m gen_jax.main --config experiments/gan_ring8.py:ttur --workdir runs/gan_ring8_ttur
@@ -19,7 +21,7 @@ from gen_jax import config_lib
 
 gan_grid25 = config_lib.sibling(__file__, "gan_grid25")
 
-VARIANTS = ("ttur", "pacgan", "wgan_gp", "smoke")
+VARIANTS = ("ttur", "ttur_ema", "pacgan", "wgan_gp", "smoke")
 
 
 def get_config(arg: str = ""):

@@ -15,6 +15,8 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
       sharing the cores with a second run) plus ~12 min for the k=5000
       evaluation. Measured: 93.25 nats (see README).
   python -m gen_jax.main --config experiments/iwae_mnist.py:k5 --workdir runs/iwae5
+  python -m gen_jax.main --config experiments/iwae_mnist.py:k5_cpu --workdir runs/iwae5_cpu
+      k=5 on the compressed schedule (not run here)
   python -m gen_jax.main --config experiments/iwae_mnist.py:smoke --workdir /tmp/iwae_smoke
       seconds; used by the tests
 """

@@ -14,6 +14,10 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR; the stacks are built from it):
       ch=64, 30,000 steps; one GPU (not run here)
   python -m gen_jax.main --config experiments/stacked_mnist.py:cpu --workdir runs/stacked_mnist_cpu
       the CPU schedule: ch=32, 3,000 steps; 2 CPU cores
+  python -m gen_jax.main --config experiments/stacked_mnist.py:pacgan2_cpu \
+      --workdir runs/stacked_mnist_pacgan2_cpu
+      PacGAN2 (D judges pairs of samples, concatenated as 6 channels), ch=32,
+      6,000 steps; 2 CPU cores
   python -m gen_jax.main --config experiments/stacked_mnist.py:smoke --workdir /tmp/stacked_smoke
       seconds on stacked scikit-learn digits; used by the tests
 """
@@ -23,7 +27,7 @@ import tempfile
 from gen_jax import config_lib, optim
 from gen_jax.models import gan
 
-VARIANTS = ("cpu", "smoke")
+VARIANTS = ("cpu", "pacgan2_cpu", "smoke")
 
 
 def get_config(arg: str = ""):
@@ -48,6 +52,9 @@ def get_config(arg: str = ""):
   if variant == "cpu":
     c.model.update(g_ch=32, d_ch=32)
     c.total_steps = 3000
+  if variant == "pacgan2_cpu":
+    c.model.update(g_ch=32, d_ch=32, pack=2)
+    c.total_steps = 6000
   if variant == "smoke":
     c.data.update(name="stacked_digits", batch_size=50)
     c.model.update(z_dim=16, g_ch=8, d_ch=8)

@@ -32,6 +32,16 @@ def test_header_names_command_hardware_and_target(path):
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
+def test_every_variant_builds_a_valid_config_and_is_documented(path):
+  module = _module(path)
+  for variant in ("",) + tuple(module.VARIANTS):
+    config = config_lib.load_config(path + (":" + variant if variant else ""))
+    config_lib.validate(config)
+    if variant:
+      assert variant in module.__doc__, f"variant {variant!r} is not described in the header"
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
 def test_smoke_trains_resumes_evaluates_and_samples(path, tmp_path, capsys):
   spec, workdir = f"{path}:smoke", str(tmp_path)
   config = config_lib.load_config(spec)
