@@ -11,6 +11,7 @@ block between `<!-- results:start -->` and `<!-- results:end -->`.
 import argparse
 import glob
 import json
+import math
 import os
 import re
 import shlex
@@ -24,8 +25,10 @@ def _hours(seconds: float) -> str:
 
 
 def _value(value: float, sem: float | None) -> str:
-  """Two decimals, or three when the standard error is below 0.005 (bits/dim)."""
-  digits = 3 if sem is not None and sem < 0.005 else 2
+  """Enough decimals (2 to 4) to show the standard error's first significant digit."""
+  digits = 2
+  if sem is not None and sem > 0:
+    digits = min(max(math.ceil(-math.log10(sem)), 2), 4)
   return f"{value:.{digits}f}" + (f" ± {sem:.{digits}f}" if sem is not None else "")
 
 
@@ -61,7 +64,7 @@ def row(workdir: str) -> dict:
       "data": f"{d['name']} ({d['variant']})",
       "metric": f"{metric} [{ev['units'][metric].split(';')[0]}]",
       "value": _value(value, sem),
-      "reference": (f"{ref['value']:.2f} ({ref['source']})" if ref.get("value") else "–"),
+      "reference": (f"{ref['value']:.4g} ({ref['source']})" if ref.get("value") else "–"),
       "also": "; ".join(f"{k} {v:.2f} [{ev['units'][k].split(';')[0]}]"
                         for k, v in ev["results"].items()
                         if isinstance(v, float) and k != metric and not k.endswith("_sem")),

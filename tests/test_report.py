@@ -1,0 +1,15 @@
+"""Number formatting of the generated results table."""
+import pytest
+
+from gen_jax import report
+
+
+@pytest.mark.parametrize("value, sem, text", [
+    (88.2312, 0.2421, "88.23 ± 0.24"),      # nats: two decimals
+    (1.87123, 0.0031, "1.871 ± 0.003"),     # bits/dim: the error's first digit is shown
+    (0.99351, 0.00081, "0.9935 ± 0.0008"),  # accuracy: not rounded up past a 0.993 target
+    (0.5, 1e-9, "0.5000 ± 0.0000"),         # at most four decimals
+    (23.0, None, "23.00"),
+])
+def test_value_shows_the_first_significant_digit_of_the_standard_error(value, sem, text):
+  assert report._value(value, sem) == text   # pylint: disable=protected-access
