@@ -1,4 +1,4 @@
-"""DCGAN train-step speed: gen_jax's GAN family (three layer formulations) vs PyTorch, in one run.
+"""DCGAN train-step speed: gen_jax's GAN family (four layer formulations) vs PyTorch, in one run.
 
 Command:  python benchmarks/bench_dcgan.py [--steps 5] [--rounds 3] [--json out.json]
 
@@ -13,6 +13,8 @@ netG 3,576,704, netD 2,765,568), stepped by the generic trainer
                      straightforward port) and strided convs in D
   jax_subpixel       the same kernels computed as stride-1 conv + pixel shuffle
   jax_subpixel_s2d   plus D's stride-2 convs as space-to-depth + stride-1 conv
+  jax_matmul         both as one matmul of 2x2 patches per layer (the
+                     transposed conv's own FLOPs; XLA:CPU's matmul)
   torch_eager        pytorch/examples' netG/netD and training loop
 All JAX contenders start from the same parameters, and the run checks that
 their generator and discriminator outputs agree (max abs difference in the
@@ -50,6 +52,7 @@ JAX_CONTENDERS = {
     "jax_transpose": ("transpose", "strided"),
     "jax_subpixel": ("subpixel", "strided"),
     "jax_subpixel_s2d": ("subpixel", "s2d"),
+    "jax_matmul": ("matmul", "matmul"),
 }
 
 

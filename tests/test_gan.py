@@ -55,7 +55,8 @@ def test_downsampling_equals_the_strided_convolution(impl):
                              atol=1e-4)
 
 
-def test_subpixel_and_transpose_have_equal_gradients():
+@pytest.mark.parametrize("impl", ["subpixel", "matmul"])
+def test_upsampling_formulations_have_the_transposed_convolutions_gradients(impl):
   rng = np.random.default_rng(2)
   x = jnp.asarray(rng.normal(size=(2, 4, 4, 3)), jnp.float32)
   k = jnp.asarray(rng.normal(size=(4, 4, 3, 2)), jnp.float32)
@@ -64,7 +65,21 @@ def test_subpixel_and_transpose_have_equal_gradients():
   def grads(impl):
     return jax.grad(lambda x, k: jnp.sum(t * gan_nets.conv_transpose_2x(x, k, impl)),
                     argnums=(0, 1))(x, k)
-  for a, b in zip(grads("transpose"), grads("subpixel"), strict=True):
+  for a, b in zip(grads("transpose"), grads(impl), strict=True):
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("impl", ["s2d", "matmul"])
+def test_downsampling_formulations_have_the_strided_convolutions_gradients(impl):
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(2, 8, 6, 3)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(4, 4, 3, 2)), jnp.float32)
+  t = jnp.asarray(rng.normal(size=(2, 4, 3, 2)), jnp.float32)
+
+  def grads(impl):
+    return jax.grad(lambda x, k: jnp.sum(t * gan_nets.conv_stride2(x, k, impl)),
+                    argnums=(0, 1))(x, k)
+  for a, b in zip(grads("strided"), grads(impl), strict=True):
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
@@ -77,7 +92,8 @@ def test_generators_with_either_upsampling_give_the_same_images():
     variables = g.init(jax.random.key(1), z, train=False)   # same key: same parameters
     outs.append(g.apply(variables, z, train=False))
   assert outs[0].shape == (3,) + shape
-  np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+  for other in outs[1:]:
+    np.testing.assert_allclose(outs[0], other, atol=1e-5)
 
 
 def test_dcgan_64_has_pytorch_examples_parameter_counts():

@@ -17,10 +17,16 @@ and two equivalent ways to compute it:
   "subpixel"   one stride-1 3x3 conv to 4 * c_out channels whose kernel is
                gathered from K, then a pixel shuffle (Shi et al. 2016). Same
                outputs to float rounding; ~10x faster backward on CPU.
-Both read the same parameter, so a checkpoint trained with one runs with the
-other. Downsampling convs (`DownConv2x`, PyTorch `Conv2d(k=4, s=2, p=1)`) have
-the matching choice: "strided" or "s2d" (space-to-depth then a stride-1 2x2
-conv), again with one shared kernel.
+  "matmul"     each output phase reads only a 2x2 window of the input, so all
+               four phases are one matmul of the 2x2 patches (4 * c_in) with a
+               [4 * c_in, 4 * c_out] kernel gathered from K: the transposed
+               conv's own FLOPs (the 3x3 "subpixel" kernel is 5/9 zeros) and
+               XLA:CPU's matmul instead of its convolution.
+All read the same parameter, so a checkpoint trained with one runs with the
+others. Downsampling convs (`DownConv2x`, PyTorch `Conv2d(k=4, s=2, p=1)`) have
+the matching choice: "strided", "s2d" (space-to-depth then a stride-1 2x2
+conv) or "matmul" (space-to-depth, 2x2 patches, one matmul), again with one
+shared kernel.
 """
 from typing import Sequence
 
@@ -29,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-UPSAMPLE = ("subpixel", "transpose")
-DOWNSAMPLE = ("strided", "s2d")
+UPSAMPLE = ("subpixel", "transpose", "matmul")
+DOWNSAMPLE = ("strided", "s2d", "matmul")
 
 # DCGAN's N(0, 0.02) weight init (Radford et al. 2016).
 DCGAN_INIT = nn.initializers.normal(0.02)
@@ -42,6 +48,15 @@ _PHASE_TAPS = np.array([[3, 1, 4], [4, 2, 0]])
 # Stride-2 conv as a 2x2 conv on space-to-depth input: output i reads padded rows
 # 2i + k, k = 2 * d + r for block offset d in {0, 1} and phase r in {0, 1}.
 _S2D_TAPS = np.array([[0, 1], [2, 3]])    # [d, r] -> k
+# Transposed conv as one 2x2 VALID conv on the input padded by 1: output phase a
+# at row i reads padded rows i + a + d, d in {0, 1}, with tap [a, d] of K.
+_MATMUL_TAPS = np.array([[3, 1], [2, 0]])
+
+
+def _patches_2x2(x: jax.Array, h: int, w: int) -> jax.Array:
+  """f32[B, H', W', C] -> f32[B, h, w, (2, 2, C)]: every 2x2 window with top-left (i, j)."""
+  return jnp.concatenate([x[:, dy:dy + h, dx:dx + w] for dy in range(2) for dx in range(2)],
+                         axis=-1)
 
 
 def maybe_sn(layer: nn.Module, spectral_norm: bool):
@@ -97,6 +112,20 @@ def conv_transpose_2x(x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
         x, transposed_kernel_to_subpixel(k), window_strides=(1, 1),
         padding=((1, 1), (1, 1)), dimension_numbers=dn)
     return pixel_shuffle(y)
+  if impl == "matmul":
+    b, h, w, ci = x.shape
+    co = k.shape[3]
+    taps = jnp.asarray(_MATMUL_TAPS)
+    # w2[dy, dx, ci, ay, ax, co] = k[taps[ay, dy], taps[ax, dx], ci, co]
+    w2 = k[taps[:, :, None, None], taps[None, None, :, :]]        # [ay, dy, ax, dx, ci, co]
+    w2 = jnp.transpose(w2, (1, 3, 4, 0, 2, 5)).reshape(4 * ci, 4 * co)
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    y = (_patches_2x2(xp, h + 1, w + 1).reshape(-1, 4 * ci) @ w2)
+    y = y.reshape(b, h + 1, w + 1, 2, 2, co)
+    # phase (ay, ax) at output (2i + ay, 2j + ax) is y[i + ay, j + ax, ay, ax]
+    rows = [jnp.stack([y[:, ay:ay + h, ax:ax + w, ay, ax] for ax in range(2)], axis=3)
+            for ay in range(2)]                                   # [B, H, W, ax, C] each
+    return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
   raise ValueError(f"unknown upsampling {impl!r}; choices: {UPSAMPLE}")
 
 
@@ -111,7 +140,7 @@ def conv_stride2(x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
   dn = ("NHWC", "HWIO", "NHWC")
   if impl == "strided":
     return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=dn)
-  if impl == "s2d":
+  if impl in ("s2d", "matmul"):
     b, h, w, c = x.shape
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     hb, wb = (h + 2) // 2, (w + 2) // 2
@@ -121,6 +150,10 @@ def conv_stride2(x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
     # w2[dy, dx, ry, rx, ci, co] = k[taps[dy, ry], taps[dx, rx], ci, co]
     w2 = k[taps[:, None, :, None], taps[None, :, None, :]]
     w2 = w2.reshape(2, 2, 4 * c, k.shape[3])
+    if impl == "matmul":
+      patches = _patches_2x2(xs, h // 2, w // 2)                # [B, H/2, W/2, (dy, dx, 4c)]
+      return (patches.reshape(-1, 16 * c) @ w2.reshape(16 * c, k.shape[3])).reshape(
+          b, h // 2, w // 2, k.shape[3])
     return jax.lax.conv_general_dilated(xs, w2, (1, 1), "VALID", dimension_numbers=dn)
   raise ValueError(f"unknown downsampling {impl!r}; choices: {DOWNSAMPLE}")
 
