@@ -13,10 +13,9 @@ Variants:
   "ttur_ema"    TTUR learning rates decayed (cosine, to 1%) over 60,000 steps,
                 samples from an EMA (0.999) of the generator's parameters
   "pacgan"      PacGAN2 (the discriminator judges pairs of samples; Lin et al.
-                2018) with the "ttur_ema" schedule. On this CPU schedule the
-                packed discriminator stayed at chance (d/loss 1.39 after 1k-10k
-                steps) and G spread over the whole square: PacGAN's 400 epochs
-                (400k steps) are out of reach here.
+                2018) with the "ttur_ema" schedule. A 10,000-step trial at
+                constant learning rates left the packed discriminator at chance
+                (d/loss 1.39) and G spread over the whole square.
   "wgan_gp"     WGAN-GP: 5 critic updates per step, lambda=0.1 (Gulrajani et
                 al.'s toy setting), Adam(1e-4, 0.5, 0.9), 10,000 generator steps
                 (50,000 critic updates)
