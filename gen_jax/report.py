@@ -84,10 +84,15 @@ COLUMNS = [("run", "Run"), ("data", "Data (variant)"), ("metric", "Metric"),
            ("hardware", "Hardware"), ("wall", "Wall time"), ("commit", "Commit")]
 
 
+def _cell(value) -> str:
+  """A Markdown table cell: a literal '|' (as in KL(p || q)) would end the cell."""
+  return str(value).replace("|", "\\|")
+
+
 def table(rows) -> str:
   lines = ["| " + " | ".join(t for _, t in COLUMNS) + " |",
            "|" + "---|" * len(COLUMNS)]
-  lines += ["| " + " | ".join(str(r[k]) for k, _ in COLUMNS) + " |" for r in rows]
+  lines += ["| " + " | ".join(_cell(r[k]) for k, _ in COLUMNS) + " |" for r in rows]
   lines += ["", "Commands:", ""] + [f"- `{r['run']}`: `{r['command']}`" for r in rows]
   return "\n".join(lines)
 

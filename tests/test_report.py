@@ -13,3 +13,11 @@ from gen_jax import report
 ])
 def test_value_shows_the_first_significant_digit_of_the_standard_error(value, sem, text):
   assert report._value(value, sem) == text   # pylint: disable=protected-access
+
+
+def test_pipes_inside_a_cell_are_escaped_so_the_row_keeps_its_columns():
+  row = {k: "x" for k, _ in report.COLUMNS} | {"command": "python -m gen_jax.main"}
+  row["also"] = "kl 0.1 [KL(p || q)]"
+  lines = report.table([row]).splitlines()
+  unescaped = [line.replace("\\|", "").count("|") for line in lines]
+  assert unescaped[2] == unescaped[0] == len(report.COLUMNS) + 1
