@@ -13,7 +13,9 @@ Variants:
   "ttur_ema"    TTUR learning rates decayed (cosine, to 1%) over 60,000 steps,
                 samples from an EMA (0.999) of the generator's parameters
   "pacgan"      PacGAN2 (the discriminator judges pairs of samples; Lin et al.
-                2018) with the "ttur_ema" schedule. A 10,000-step trial at
+                2018) with the "ttur_ema" schedule stretched to 120,000 steps.
+                At 60,000 steps it covered all 25 modes at 76% high quality,
+                the packed discriminator at chance until ~15,000. A 10,000-step trial at
                 constant learning rates left the packed discriminator at chance
                 (d/loss 1.39) and G spread over the whole square.
   "wgan_gp"     WGAN-GP: 5 critic updates per step, lambda=0.1 (Gulrajani et
@@ -39,7 +41,11 @@ VARIANTS = ("ttur", "ttur_ema", "pacgan", "wgan_gp", "smoke")
 
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  return toy_config("grid25", variant, extent=5.5)
+  c = toy_config("grid25", variant, extent=5.5)
+  if variant == "pacgan":
+    c.total_steps = 120000
+    c.optim.d.decay_steps = c.optim.g.decay_steps = c.total_steps
+  return c
 
 
 def toy_config(dataset: str, variant: str, extent: float):
