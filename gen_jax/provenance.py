@@ -28,12 +28,22 @@ def git_commit() -> str:
     return "unknown"
 
 
+def cpu_cores() -> str:
+  """'2 cores', or '1 of 2 cores' when the process is pinned (taskset) to fewer."""
+  total = os.cpu_count() or 0
+  try:
+    usable = len(os.sched_getaffinity(0))
+  except AttributeError:            # not on Linux
+    usable = total
+  return f"{total} cores" if usable >= total else f"{usable} of {total} cores"
+
+
 def hardware() -> str:
-  """e.g. '1 x cpu (2 cores)' or '8 x NVIDIA H100 80GB HBM3'."""
+  """e.g. '1 x cpu (2 cores)', '1 x cpu (1 of 2 cores)' or '8 x NVIDIA H100 80GB HBM3'."""
   devices = jax.devices()
   kind = devices[0].device_kind
   if devices[0].platform == "cpu":
-    kind = f"cpu ({os.cpu_count()} cores)"
+    kind = f"cpu ({cpu_cores()})"
   procs = f", {jax.process_count()} processes" if jax.process_count() > 1 else ""
   return f"{len(devices)} x {kind}{procs}"
 
