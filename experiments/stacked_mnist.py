@@ -17,8 +17,8 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR; the stacks are built from it):
   python -m gen_jax.main --config experiments/stacked_mnist.py:pacgan2_cpu \
       --workdir runs/stacked_mnist_pacgan2_cpu
       PacGAN2 (D judges pairs of samples, concatenated as 6 channels), ch=32,
-      20,000 steps; keeps every 2,000-step checkpoint so coverage can be
-      evaluated along the run (--mode eval --step N); 2 CPU cores
+      40,000 steps; keeps the last ten 2,000-step checkpoints so coverage can
+      be evaluated along the run (--mode eval --step N); 2 CPU cores
   python -m gen_jax.main --config experiments/stacked_mnist.py:smoke --workdir /tmp/stacked_smoke
       seconds on stacked scikit-learn digits; used by the tests
 """
@@ -55,7 +55,7 @@ def get_config(arg: str = ""):
     c.total_steps = 3000
   if variant == "pacgan2_cpu":
     c.model.update(g_ch=32, d_ch=32, pack=2)
-    c.total_steps = 20000
+    c.total_steps = 40000
     c.ckpt_every_steps, c.keep_checkpoints = 2000, 10
   if variant == "smoke":
     c.data.update(name="stacked_digits", batch_size=50)
