@@ -15,16 +15,12 @@ netG 3,576,704, netD 2,765,568), stepped by the generic trainer
   jax_subpixel_s2d   plus D's stride-2 convs as space-to-depth + stride-1 conv
   jax_matmul         both as one matmul of 2x2 patches per layer (the
                      transposed conv's own FLOPs; XLA:CPU's matmul)
-  jax_matmul_share_z jax_matmul with `model.share_z`: the generator update
-                     reuses the discriminator update's z, as PyTorch does
   torch_eager        pytorch/examples' netG/netD and training loop
 All JAX contenders start from the same parameters, and the run checks that
 their generator and discriminator outputs agree (max abs difference in the
 JSON) before timing. One difference in work: pytorch/examples reuses the fake
-batch of the D update for the G update; by default the gen_jax family draws a
-fresh z for each update, so it runs one extra generator forward pass per step.
-jax_matmul_share_z does the same work as PyTorch (XLA computes the shared
-forward pass once).
+batch of the D update for the G update; the gen_jax family draws a fresh z for
+each update, so it runs one extra generator forward pass per step.
 
 Each round times `--steps` steps of every contender in turn (the order
 rotates between rounds); the table shows the median over rounds and the
@@ -46,36 +42,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax import config_lib, optim, provenance
+from gen_jax import config_lib, optim
 from gen_jax.models import gan
 from gen_jax.trainers import sgd
 
 BATCH, SIZE, NZ, NGF = 16, 64, 100, 64
 X_SHAPE = (SIZE, SIZE, 3)
-JAX_CONTENDERS = {   # name: (model.upsample, model.downsample, model.share_z)
-    "jax_transpose": ("transpose", "strided", False),
-    "jax_subpixel": ("subpixel", "strided", False),
-    "jax_subpixel_s2d": ("subpixel", "s2d", False),
-    "jax_matmul": ("matmul", "matmul", False),
-    "jax_matmul_share_z": ("matmul", "matmul", True),
+JAX_CONTENDERS = {
+    "jax_transpose": ("transpose", "strided"),
+    "jax_subpixel": ("subpixel", "strided"),
+    "jax_subpixel_s2d": ("subpixel", "s2d"),
+    "jax_matmul": ("matmul", "matmul"),
 }
 
 
-def make_config(upsample: str, downsample: str, share_z: bool = False):
+def make_config(upsample: str, downsample: str):
   c = config_lib.base()
   c.family = "gan"
   c.model = gan.default_model(arch="dcgan", loss="nonsaturating", z_dim=NZ, g_ch=NGF, d_ch=NGF,
                               d_norm="batch", batch_norm=True, upsample=upsample,
-                              downsample=downsample, share_z=share_z)
+                              downsample=downsample)
   c.data.update(variant="grayscale", batch_size=BATCH)
   c.optim.d = optim.adam(2e-4, b1=0.5)
   c.optim.g = optim.adam(2e-4, b1=0.5)
   return c
 
 
-def jax_contender(upsample: str, downsample: str, share_z: bool, x: jax.Array, params, state):
+def jax_contender(upsample: str, downsample: str, x: jax.Array, params, state):
   """(chunk(n) -> ms/step, family) for one layer formulation, from given params."""
-  config = make_config(upsample, downsample, share_z)
+  config = make_config(upsample, downsample)
   family = gan.make(config, X_SHAPE)
   trainer = sgd.make(family, config)
   ts = trainer.init(jax.random.key(0), {"x": x})
@@ -99,7 +94,7 @@ def output_differences(x, params, state) -> dict:
   """Max |difference| of G(z) and D(x) between each formulation and jax_transpose."""
   z = jax.random.normal(jax.random.key(2), (4, NZ))
   outs = {}
-  for name, (up, down, _) in JAX_CONTENDERS.items():
+  for name, (up, down) in JAX_CONTENDERS.items():
     g, d = gan.make_nets(make_config(up, down).model, X_SHAPE)
     gz = g.apply({"params": params["g"], "batch_stats": state["g"]}, z, train=False)
     dx = d.apply({"params": params["d"], "batch_stats": state["d"]}, x[:4] * 2 - 1, train=False)
@@ -194,8 +189,8 @@ def main(argv=None) -> dict:
   params, state = base.init(jax.random.key(0), {"x": x})
   diffs = output_differences(x, params, state)
   print("max |output - jax_transpose output|:", json.dumps(diffs))
-  contenders = {name: jax_contender(*spec, x, params, state)[0]
-                for name, spec in JAX_CONTENDERS.items()}
+  contenders = {name: jax_contender(up, down, x, params, state)[0]
+                for name, (up, down) in JAX_CONTENDERS.items()}
   torch, torch_note, torch_counts = None, "", None
   if not args.no_torch:
     try:
@@ -241,8 +236,6 @@ def main(argv=None) -> dict:
       "batch_size": BATCH,
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "command": shlex.join(["python"] + sys.argv),
-      "commit": provenance.git_commit(),
-      "hardware": provenance.hardware(),
       "backend": backend,
       "device_kind": device_kind,
       "cpu_count": os.cpu_count(),

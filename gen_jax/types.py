@@ -39,11 +39,6 @@ class Family:
       mean), `decode(params, state, z) -> x` (decoder mean).
     eval_units: {metric name: description} printed next to evaluated values,
       e.g. "nats, lower bound".
-    rng_shared_by_players: False (default): every update gets its own key.
-      True: update j of every player gets the same key, so e.g. a GAN's
-      generator update reuses the noise z of the discriminator's first update
-      (as pytorch/examples' DCGAN reuses its fake batch); XLA then computes
-      the shared generator forward pass once.
   """
   players: tuple[str, ...]
   init: Callable[..., tuple[PyTree, PyTree]]
@@ -54,7 +49,6 @@ class Family:
   encode: Optional[Callable[..., jax.Array]] = None
   decode: Optional[Callable[..., jax.Array]] = None
   eval_units: Mapping[str, str] = dataclasses.field(default_factory=dict)
-  rng_shared_by_players: bool = False
 
   def num_updates(self, player: str) -> int:
     return 1 if self.updates_per_step is None else int(self.updates_per_step.get(player, 1))

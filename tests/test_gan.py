@@ -177,22 +177,6 @@ def test_full_step_runs_n_critic_updates_then_one_generator_update():
   assert counts["d"][0] == 3 and counts["g"][0] == 1
 
 
-def test_share_z_gives_the_generator_update_the_discriminators_fake_batch():
-  for share in (False, True):
-    config = _config("dcgan", (16, 16, 1), d_norm="batch", share_z=share)
-    config.optim.d = optim.adam(0.0, name="sgd")     # D unchanged by its update
-    family = gan.make(config, (16, 16, 1))
-    assert family.rng_shared_by_players == share
-    x = jax.random.uniform(jax.random.key(3), (8, 16, 16, 1))
-    trainer = sgd.make(family, config)
-    ts = trainer.init(jax.random.key(0), {"x": x})
-    _, metrics = jax.jit(trainer.step)(ts, {"x": x}, jax.random.key(1))
-    # D(G(z)) in the D update and in the G update: equal iff z is shared.
-    same = np.isclose(float(metrics["d/fake_logit"]), float(metrics["g/fake_logit"]),
-                      rtol=1e-6, atol=1e-7)
-    assert same == share
-
-
 def test_spectral_norm_vectors_are_state_and_sigma_tracks_the_kernel():
   config, family, batch = _setup("sngan_hinge")
   params, state = family.init(jax.random.key(0), batch)

@@ -1,5 +1,4 @@
 """The generic trainer: player isolation, EMA, scan, NaN guard, devices, resume."""
-import dataclasses
 import json
 import os
 import re
@@ -70,25 +69,6 @@ def test_a_player_update_never_changes_the_other_player(toy):
   new, _ = trainer.step(ts, {"x": x}, jax.random.key(2))
   np.testing.assert_array_equal(new.params["b"]["w"], ts.params["b"]["w"])
   assert not np.allclose(new.params["a"]["w"], ts.params["a"]["w"])
-
-
-def test_players_share_update_keys_only_when_the_family_asks(toy):
-  config = toy(kind="two_player", updates_a=1)
-  config.optim = ml_collections.ConfigDict({"a": _sgd(0.1), "b": _sgd(0.1)})
-  import toy_family  # pylint: disable=g-import-not-at-top
-  base = toy_family.make(config, None)
-
-  def loss(player, params, state, batch, rng):
-    value, (state, metrics) = base.loss(player, params, state, batch, rng)
-    return value, (state, {**metrics, "u": jax.random.uniform(rng)})
-
-  x = jnp.ones((4, 4, 4, 1))
-  for shared in (False, True):
-    family = dataclasses.replace(base, loss=loss, rng_shared_by_players=shared)
-    trainer = sgd.make(family, config)
-    ts = trainer.init(jax.random.key(1), {"x": x})
-    _, metrics = trainer.step(ts, {"x": x}, jax.random.key(2))
-    assert (float(metrics["a/u"]) == float(metrics["b/u"])) == shared
 
 
 def test_ema_follows_the_recursion(toy):

@@ -11,15 +11,9 @@ Architectures (config.model.arch, nets in gen_jax.nn.gan_nets):
   mlp        MLPs for 2-D data (VEEGAN/PacGAN-style mode-collapse benchmarks)
   dcgan      DCGAN (Radford et al. 2016) at 28x28, 32x32 or 64x64
   sngan_cnn  the SN-GAN "standard CNN" (Miyato et al. 2018)
-`model.upsample` ("subpixel" | "transpose" | "matmul") and `model.downsample`
-("strided" | "s2d" | "matmul") choose how the stride-2 layers are computed; the
-outputs and parameters are the same either way (see gan_nets), only the speed
-differs.
-
-Noise. Each update draws its own z by default. With `model.share_z` the
-generator update reuses the z of the first discriminator update of the same
-step, as pytorch/examples' DCGAN reuses its fake batch; G's forward pass is
-then the same computation in both updates and XLA computes it once.
+`model.upsample` ("subpixel" | "transpose") and `model.downsample`
+("strided" | "s2d") choose how the stride-2 layers are computed; the outputs
+and parameters are the same either way (see gan_nets), only the speed differs.
 
 State. BatchNorm statistics and spectral-norm vectors are `state = {"d": ...,
 "g": ...}` (flax "batch_stats" collections), checkpointed with the rest. A
@@ -201,8 +195,7 @@ def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
   return types.Family(
       players=("d", "g"), init=init, loss=loss, sample=sample, eval_fn=eval_fn,
       updates_per_step={"d": int(m.n_critic), "g": 1},
-      eval_units={"d_logit": "discriminator output on data (logit or critic value)"},
-      rng_shared_by_players=bool(m.get("share_z", False)))
+      eval_units={"d_logit": "discriminator output on data (logit or critic value)"})
 
 
 def default_model(**kw) -> ml_collections.ConfigDict:
@@ -210,7 +203,7 @@ def default_model(**kw) -> ml_collections.ConfigDict:
   c = dict(arch="dcgan", loss="nonsaturating", gp_weight=0.0, n_critic=1, z_dim=100,
            g_hidden=(400, 400, 400, 400), d_hidden=(200, 200, 200),
            g_ch=64, d_ch=64, upsample="subpixel", downsample="strided",
-           spectral_norm=False, batch_norm=True, d_norm="batch", pack=1, share_z=False)
+           spectral_norm=False, batch_norm=True, d_norm="batch", pack=1)
   unknown = set(kw) - set(c)
   if unknown:
     raise errors.ConfigError(errors.choices("model key", sorted(unknown)[0], c))

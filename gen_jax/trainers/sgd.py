@@ -44,8 +44,7 @@ def make(family: types.Family, config) -> Trainer:
     metrics = {}
     for player in family.players:
       for j in range(family.num_updates(player)):
-        rng_update = (parallel.fold(rng, j) if family.rng_shared_by_players
-                      else parallel.fold(rng, player, j))
+        rng_update = parallel.fold(rng, player, j)
 
         def loss_fn(p, player=player, state=state, rng_update=rng_update):
           return family.loss(player, {**params, player: p}, state, batch, rng_update)
