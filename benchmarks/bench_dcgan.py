@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax import config_lib, optim
+from gen_jax import config_lib, optim, provenance
 from gen_jax.models import gan
 from gen_jax.trainers import sgd
 
@@ -236,6 +236,8 @@ def main(argv=None) -> dict:
       "batch_size": BATCH,
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "command": shlex.join(["python"] + sys.argv),
+      "commit": provenance.git_commit(),
+      "hardware": provenance.hardware(),
       "backend": backend,
       "device_kind": device_kind,
       "cpu_count": os.cpu_count(),

@@ -11,9 +11,10 @@ Architectures (config.model.arch, nets in gen_jax.nn.gan_nets):
   mlp        MLPs for 2-D data (VEEGAN/PacGAN-style mode-collapse benchmarks)
   dcgan      DCGAN (Radford et al. 2016) at 28x28, 32x32 or 64x64
   sngan_cnn  the SN-GAN "standard CNN" (Miyato et al. 2018)
-`model.upsample` ("subpixel" | "transpose") and `model.downsample`
-("strided" | "s2d") choose how the stride-2 layers are computed; the outputs
-and parameters are the same either way (see gan_nets), only the speed differs.
+`model.upsample` ("subpixel" | "transpose" | "matmul") and `model.downsample`
+("strided" | "s2d" | "matmul") choose how the stride-2 layers are computed; the
+outputs and parameters are the same either way (see gan_nets), only the speed
+differs.
 
 State. BatchNorm statistics and spectral-norm vectors are `state = {"d": ...,
 "g": ...}` (flax "batch_stats" collections), checkpointed with the rest. A
