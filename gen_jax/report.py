@@ -71,11 +71,16 @@ def row(workdir: str) -> dict:
       "schedule": f"{steps:,} steps × batch {d['batch_size']} ({epochs:.1f} epochs)"
                   + (f"; stopped at step {steps:,} of {config['total_steps']:,}"
                      if steps < config["total_steps"] else ""),
-      "hardware": info[-1]["hardware"],
+      "hardware": "; ".join(_distinct(r["hardware"] for r in info)),
       "wall": _hours(sum(r["wall_s"] for r in info)),
-      "commit": info[0]["commit"],
+      "commit": ", ".join(_distinct(r["commit"] for r in info)),
       "command": info[0]["command"],
   }
+
+
+def _distinct(values) -> list:
+  """Values in first-seen order without repeats (a resumed run may span commits)."""
+  return list(dict.fromkeys(values))
 
 
 COLUMNS = [("run", "Run"), ("data", "Data (variant)"), ("metric", "Metric"),

@@ -1,4 +1,6 @@
 """Number formatting of the generated results table."""
+import json
+
 import pytest
 
 from gen_jax import report
@@ -21,3 +23,23 @@ def test_pipes_inside_a_cell_are_escaped_so_the_row_keeps_its_columns():
   lines = report.table([row]).splitlines()
   unescaped = [line.replace("\\|", "").count("|") for line in lines]
   assert unescaped[2] == unescaped[0] == len(report.COLUMNS) + 1
+
+
+def test_a_resumed_run_lists_every_commit_and_hardware_and_sums_wall_time(tmp_path):
+  (tmp_path / "eval").mkdir()
+  (tmp_path / "config.json").write_text(json.dumps({
+      "data": {"name": "toy", "variant": "v", "batch_size": 10}, "total_steps": 20,
+      "reference": {"metric": "m", "value": 1.0, "source": "paper"}}))
+  (tmp_path / "eval" / "step_00000020.json").write_text(json.dumps(
+      {"step": 20, "results": {"m": 0.5}, "units": {"m": "units"}}))
+  runs = [("aaa", "1 x cpu (1 of 2 cores)", 0, 10, 60.0),
+          ("bbb", "1 x cpu (2 cores)", 10, 20, 60.0),
+          ("bbb", "1 x cpu (2 cores)", 20, 20, 0.0)]
+  (tmp_path / "run_info.jsonl").write_text("".join(json.dumps(
+      {"commit": c, "hardware": h, "start_step": a, "end_step": b, "wall_s": w,
+       "train_examples": 100, "command": "python -m gen_jax.main"}) + "\n"
+      for c, h, a, b, w in runs))
+  r = report.row(str(tmp_path))
+  assert r["commit"] == "aaa, bbb"
+  assert r["hardware"] == "1 x cpu (1 of 2 cores); 1 x cpu (2 cores)"
+  assert r["wall"] == "2.0 min" and r["schedule"].startswith("20 steps")
