@@ -27,10 +27,12 @@ Commands:
   python -m gen_jax.main --config experiments/gan_grid25.py:ttur --workdir runs/gan_grid25_ttur
   python -m gen_jax.main --config experiments/gan_grid25.py:ttur_ema \
       --workdir runs/gan_grid25_ttur_ema
+  python -m gen_jax.main --config experiments/gan_grid25.py:pacgan --workdir runs/gan_grid25_pacgan
   python -m gen_jax.main --config experiments/gan_grid25.py:wgan_gp \
       --workdir runs/gan_grid25_wgan_gp
   python -m gen_jax.main --config experiments/gan_grid25.py:smoke --workdir /tmp/gan_grid25_smoke
-Hardware: 2 CPU cores; minutes (see docs/runs/ for measured times). PacGAN
+Hardware: 2 CPU cores; minutes (see docs/runs/ for measured times; "pacgan",
+  120,000 steps: all 25 modes at 86.5% high quality in 14 minutes on one core). PacGAN
   trains far longer (400 epochs of 100,000 points); these CPU schedules are shorter.
 """
 from gen_jax import config_lib, optim
