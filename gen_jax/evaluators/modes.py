@@ -73,7 +73,7 @@ def _stacked(run, ts, name: str, ec) -> dict:
   s = modes.stacked_mnist_modes(digits)
   balance = [modes.class_balance(digits[:, c], 10)["kl_to_uniform"] for c in range(3)]
   how = (f"{n} generated samples, each channel labelled by the classifier in "
-         f"{ec.get('classifier_workdir', 'runs/classifier_mnist')} ({clf.description})")
+         f"{clf.workdir} ({clf.description})")
   return {
       f"{name}/modes_covered": (float(s["modes_covered"]),
                                 f"modes of 1000 with >= 1 sample; {how}"),

@@ -49,7 +49,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @dataclasses.dataclass
 class Classifier:
   """A trained classifier loaded from its workdir."""
-  workdir: str
+  workdir: str                               # as configured (shown in result units)
   name: str                                  # feature-space name, e.g. "mnist_cnn"
   description: str                           # checkpoint step, accuracy, params hash
   features_fn: Callable                      # f32[B, H, W, C] -> (feats, probs)
@@ -111,7 +111,7 @@ def load_classifier(ec) -> Classifier:
   name = ec.get("classifier_name", "") or f"{config.data.name}_cnn"
   desc = (f"{name}: {spec} at step {step}, test accuracy {accuracy}, params sha256 "
           f"{sha[:12]}")
-  _CACHE[key] = Classifier(os.path.abspath(workdir), name, desc, fn,
+  _CACHE[key] = Classifier(workdir, name, desc, fn,
                            ec.get("batch_size", 1000))
   return _CACHE[key]
 
