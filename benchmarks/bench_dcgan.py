@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import config_lib, optim, provenance
+from gen_jax.data import spec as spec_lib
 from gen_jax.models import gan
 from gen_jax.trainers import sgd
 
@@ -71,7 +72,7 @@ def make_config(upsample: str, downsample: str):
 def jax_contender(upsample: str, downsample: str, x: jax.Array, params, state):
   """(chunk(n) -> ms/step, family) for one layer formulation, from given params."""
   config = make_config(upsample, downsample)
-  family = gan.make(config, X_SHAPE)
+  family = gan.make(config, spec_lib.example(X_SHAPE))
   trainer = sgd.make(family, config)
   ts = trainer.init(jax.random.key(0), {"x": x})
   ts = ts.replace(params=jax.tree.map(jnp.copy, params), state=jax.tree.map(jnp.copy, state))
@@ -185,7 +186,7 @@ def main(argv=None) -> dict:
         f"{os.cpu_count()} CPUs visible")
   x_np = np.random.default_rng(0).random((BATCH,) + X_SHAPE, dtype=np.float32)
   x = jnp.asarray(x_np)
-  base = gan.make(make_config("transpose", "strided"), X_SHAPE)
+  base = gan.make(make_config("transpose", "strided"), spec_lib.example(X_SHAPE))
   params, state = base.init(jax.random.key(0), {"x": x})
   diffs = output_differences(x, params, state)
   print("max |output - jax_transpose output|:", json.dumps(diffs))

@@ -7,7 +7,7 @@ Measures milliseconds per train step of the same MLP VAE (784-400-20, ReLU,
 Bernoulli decoder, single-sample ELBO, Adam lr 1e-3, batch 128 of dynamically
 binarized 28x28 images) on whatever JAX backend is present:
   trainer      gen_jax's real step: `loop.make_step_fn` (k=1, state donated)
-               fed by `pipeline.Loader` + `parallel.to_global`, as in `loop.train`
+               fed by the run's loader + `parallel.to_global`, as in `loop.train`
   jax_bare     `jax.jit(step, donate_argnums=0)` on one batch already on device
   jax_scan     `loop.make_step_fn` with steps_per_dispatch=100 (a lax.scan of
                100 steps per call) on 100 batches already on device
@@ -40,7 +40,6 @@ import jax
 import numpy as np
 
 from gen_jax import config_lib, parallel
-from gen_jax.data import pipeline
 from gen_jax.trainers import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,8 +85,7 @@ def trainer_contender(run: loop.Run) -> Chunk:
   """gen_jax's step with its data path, exactly as `loop.train` drives it (k=1)."""
   ts = loop.init_or_restore(run)
   step_fn = loop.make_step_fn(run)
-  loader = pipeline.Loader({"x": run.train_data.x}, run.config.data.batch_size,
-                           run.config.seed)
+  loader = run.loader
   step = 0
 
   def chunk(n: int) -> float:
@@ -125,7 +123,7 @@ def scan_contender(run: loop.Run) -> Chunk:
   """
   step_fn = loop.make_step_fn(run, k=SCAN_K)
   ts = loop.init_or_restore(run)
-  x = run.train_data.x[:SCAN_K * BATCH].reshape((SCAN_K, BATCH) + run.x_shape)
+  x = run.train_data.x[:SCAN_K * BATCH].reshape((SCAN_K, BATCH) + run.train_data.x.shape[1:])
   raw = parallel.to_global({"x": x}, run.mesh, batch_dim=1)
 
   def chunk(n: int) -> float:

@@ -28,11 +28,24 @@ def base() -> ml_collections.ConfigDict:
       train_split="train",
       eval_split="test",
       batch_size=128,            # global batch, split over all devices
-      path="",                   # npz source: file path
+      path="",                   # npz / txt sources: file path
       download=False,            # tfds: fetch if missing (needs internet)
       description="",            # label for reported numbers; "" = the dataset name
+      labels=False,              # image datasets: batches carry the labels "y"
+      block_size=0,              # text streams: windows of block_size + 1 tokens
+      options=ml_collections.ConfigDict(),   # source-specific settings (e.g. addition)
   ))
   c.optim = ml_collections.ConfigDict()   # one entry per player, see optim.py
+  # Device layout (gen_jax.parallel): a (data, model) mesh; -1 = all remaining devices.
+  c.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
+  c.sharding = "replicated"      # replicated | fsdp | tensor (the family's TP rules)
+  # Start from another run's parameters when this workdir has no checkpoint.
+  c.init_from = ml_collections.ConfigDict(dict(
+      workdir="",                # "" = from scratch
+      step=-1,                   # -1 = its latest checkpoint
+      use_ema=False,             # copy its EMA parameters instead
+  ))
+  c.sample = ml_collections.ConfigDict()  # family-specific sampling keys (e.g. prompt)
   c.total_steps = 1000
   c.steps_per_dispatch = 1       # k train steps per jitted call (lax.scan)
   c.log_every_steps = 100
@@ -86,6 +99,17 @@ def sibling(this_file: str, name: str):
   works from any working directory without being on sys.path.
   """
   return _load_module(os.path.join(os.path.dirname(os.path.abspath(this_file)), name + ".py"))
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def resolve(spec: str) -> str:
+  """An experiment spec with a relative path: as given if it exists, else from the repo root."""
+  path = spec.partition(":")[0]
+  if os.path.isabs(path) or os.path.exists(path):
+    return spec
+  return os.path.join(REPO, spec)
 
 
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:

@@ -3,6 +3,9 @@
 Keys of one player's section:
   name: "adam" | "adamw" | "sgd" | "frozen" (no updates, e.g. lower DBN layers)
   lr: peak learning rate; b1, b2, eps: Adam moments; weight_decay: AdamW only
+  decay: which parameters AdamW decays: "all", or "matrices" (arrays with
+         >= 2 dimensions: weights and embeddings, not biases or norm scales,
+         as nanoGPT and GPT-2 do)
   schedule: "constant" | "cosine" (warmup then cosine to lr * final_lr_frac)
             | "burda" (lr * 10^(-i/7) for 3^i epochs, i = 0..rounds-1,
               Burda et al. 2015; epochs last epoch_steps each)
@@ -10,6 +13,7 @@ Keys of one player's section:
   epoch_steps, rounds: for "burda"
   grad_clip_norm: 0 disables global-norm clipping
 """
+import jax
 import ml_collections
 import optax
 
@@ -17,6 +21,7 @@ from gen_jax import errors
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "frozen")
 SCHEDULES = ("constant", "cosine", "burda")
+DECAY = ("all", "matrices")
 
 
 def burda_schedule(lr: float, epoch_steps: int, rounds: int) -> optax.Schedule:
@@ -60,7 +65,12 @@ def make_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation
   if name == "adam":
     tx = optax.adam(lr, b1=c.b1, b2=c.b2, eps=c.eps)
   elif name == "adamw":
-    tx = optax.adamw(lr, b1=c.b1, b2=c.b2, eps=c.eps, weight_decay=c.weight_decay)
+    decay = c.get("decay", "all")
+    if decay not in DECAY:
+      raise errors.ConfigError(errors.choices("optim decay", decay, DECAY))
+    mask = None if decay == "all" else (
+        lambda params: jax.tree.map(lambda p: p.ndim >= 2, params))
+    tx = optax.adamw(lr, b1=c.b1, b2=c.b2, eps=c.eps, weight_decay=c.weight_decay, mask=mask)
   else:
     tx = optax.sgd(lr, momentum=c.get("momentum", 0.0) or None)
   clip = c.get("grad_clip_norm", 0.0)

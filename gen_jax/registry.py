@@ -1,9 +1,10 @@
 """Explicit registries: name -> module path. No import side effects.
 
-Each family module exposes `make(config, x_shape) -> types.Family`; each evaluator module
-exposes `evaluate(run, ts, name, eval_config) -> dict`; each trainer module
-exposes `make(family, config) -> Trainer`; dataset names are resolved by
-`gen_jax.data.sources`.
+Each family module exposes `make(config, spec) -> types.Family` (spec: the
+model-space data spec, gen_jax.data.spec); each evaluator module exposes
+`evaluate(ctx, name, eval_config) -> dict` (ctx: evaluators.context.Context);
+each trainer module exposes `make(family, config) -> Trainer`; dataset names
+are resolved by `gen_jax.data.sources`.
 """
 import importlib
 
@@ -22,14 +23,15 @@ TRAINERS = {
 
 EVALUATORS = {
     "likelihood": "gen_jax.evaluators.likelihood",
-    "samples": "gen_jax.evaluators.images",
-    "reconstructions": "gen_jax.evaluators.images",
-    "interpolation": "gen_jax.evaluators.images",
+    "samples": "gen_jax.evaluators.grids",
+    "reconstructions": "gen_jax.evaluators.grids",
+    "interpolation": "gen_jax.evaluators.grids",
     "density2d": "gen_jax.evaluators.density",
-    "accuracy": "gen_jax.evaluators.accuracy",
-    "sample_quality": "gen_jax.evaluators.sample_quality",
-    "modes": "gen_jax.evaluators.modes",
-    "stacked_mnist_modes": "gen_jax.evaluators.modes",
+    "accuracy": "gen_jax.evaluators.likelihood",
+    "sample_quality": "gen_jax.evaluators.feature_space",
+    "modes": "gen_jax.evaluators.mode_coverage",
+    "stacked_mnist_modes": "gen_jax.evaluators.mode_coverage",
+    "text_baselines": "gen_jax.evaluators.text_baselines",
 }
 
 

@@ -28,8 +28,10 @@ class Family:
     loss: `loss(player, params, state, batch, rng) -> (scalar, (state, metrics))`.
       The trainer differentiates w.r.t. `params[player]` only; `metrics` are
       scalars (global batch means).
-    sample: `sample(params, state, rng, n) -> f32[n, ...]` in data space
-      (images in [0, 1]).
+    sample: `sample(params, state, rng, n) -> array[n, ...]` in data space
+      (images f32 in [0, 1], points f32, token ids i32), of the modality of
+      the data field `sample_field`; the loop writes it accordingly (PNG grid,
+      scatter plot, text, CSV).
     eval_fn: `eval_fn(params, state, batch, rng, **kw) -> {name: f32[B]}`,
       per-example values that evaluators average under a padding mask.
     updates_per_step: how many updates each player takes per train step
@@ -39,6 +41,13 @@ class Family:
       mean), `decode(params, state, z) -> x` (decoder mean).
     eval_units: {metric name: description} printed next to evaluated values,
       e.g. "nats, lower bound".
+    eval_weights: {metric name: weight name}: the metric's mean over a split
+      is weighted by the per-example value `eval_fn` returns under the weight
+      name (e.g. a per-example mean loss per token, weighted by its number of
+      tokens, gives the loss per token of the whole split).
+    sample_field: the data field `sample` produces (its spec says how to show it).
+    sharding_rules: ((regex, spec), ...) tensor-parallel rules for
+      `config.sharding = "tensor"` (see gen_jax.parallel.state_shardings).
   """
   players: tuple[str, ...]
   init: Callable[..., tuple[PyTree, PyTree]]
@@ -49,6 +58,9 @@ class Family:
   encode: Optional[Callable[..., jax.Array]] = None
   decode: Optional[Callable[..., jax.Array]] = None
   eval_units: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  eval_weights: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  sample_field: str = "x"
+  sharding_rules: tuple = ()
 
   def num_updates(self, player: str) -> int:
     return 1 if self.updates_per_step is None else int(self.updates_per_step.get(player, 1))

@@ -8,8 +8,10 @@ from conftest import experiment, needs_tfds
 
 from gen_jax import config_lib, errors
 from gen_jax.data import sources
-from gen_jax.evaluators import sample_quality
+from gen_jax.data import spec as spec_lib
+from gen_jax.evaluators import feature_space
 from gen_jax.models import classifier
+from gen_jax.trainers import loop
 
 
 def _config():
@@ -19,7 +21,7 @@ def _config():
 def test_loss_is_cross_entropy_and_eval_gives_per_example_values():
   config = _config()
   config.model.shift = 0                     # no augmentation: the loss is plain cross-entropy
-  family = classifier.make(config, (8, 8, 1))
+  family = classifier.make(config, spec_lib.example((8, 8, 1)))
   x = jax.random.uniform(jax.random.key(0), (6, 8, 8, 1))
   y = jnp.arange(6) % 10
   params, state = family.init(jax.random.key(1), {"x": x})
@@ -40,7 +42,7 @@ def test_labels_must_be_requested():
   config = _config()
   config.data.labels = False
   with pytest.raises(errors.ConfigError, match="labels"):
-    classifier.make(config, (8, 8, 1))
+    classifier.make(config, spec_lib.example((8, 8, 1)))
 
 
 def test_missing_classifier_checkpoint_names_the_command(tmp_path):
@@ -49,14 +51,19 @@ def test_missing_classifier_checkpoint_names_the_command(tmp_path):
                                       train_missing=False))
   with pytest.raises(errors.GenJaxError, match="python -m gen_jax.main --config "
                      "experiments/classifier_mnist.py --workdir"):
-    sample_quality.load_classifier(ec)
+    feature_space.load_classifier(ec)
 
 
 def test_smoke_classifier_trains_and_its_features_separate_classes(tmp_path):
-  ec = ml_collections.ConfigDict(dict(classifier_config="experiments/classifier_mnist.py:smoke",
+  ec = ml_collections.ConfigDict(dict(type="sample_quality",
+                                      classifier_config="experiments/classifier_mnist.py:smoke",
                                       classifier_workdir=str(tmp_path / "clf"),
                                       train_missing=True, classifier_name="", batch_size=297))
-  clf = sample_quality.load_classifier(ec)
+  # The run loop trains a missing prerequisite; the evaluator restores it from the workdir's
+  # own config.json, without a trainer.
+  config = ml_collections.ConfigDict(dict(evals=dict(quality=ec)))
+  loop.train_prerequisites(config)
+  clf = feature_space.load_classifier(ec)
   assert clf.name == "digits_cnn" and "step 100" in clf.description
   test = sources.load("digits", "test")
   x = test.x.astype(np.float32) / 255.0

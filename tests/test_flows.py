@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gen_jax import config_lib, errors
+from gen_jax.data import spec as spec_lib
 from gen_jax.data import variants
 from gen_jax.evaluators import density
 from gen_jax.models import accounting, flows
@@ -48,7 +49,7 @@ MODELS = {
 @pytest.fixture(params=sorted(MODELS), name="model", scope="module")
 def _model(request):
   arch, shape, variant, pre = MODELS[request.param]
-  family = flows.make(_config(arch, variant, preprocess=pre), shape)
+  family = flows.make(_config(arch, variant, preprocess=pre), spec_lib.example(shape))
   rng = np.random.default_rng(0)
   if variant == "continuous":
     x = rng.normal(size=(3,) + shape).astype(np.float32)
@@ -108,7 +109,7 @@ def test_sampling_inverts_encoding_and_temperature_scales_the_latent(model):
 
 def test_two_dimensional_flow_density_integrates_to_one():
   family = flows.make(_config("nsf", "continuous", steps=4, hidden=(16, 16), tail_bound=4.0,
-                              actnorm=False), (2,))
+                              actnorm=False), spec_lib.example((2,)))
   x = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
   # Moderate noise: much steeper random bins need a finer grid than 0.03 per cell.
   params, state = _perturbed(family, x, noise=0.1)
@@ -151,7 +152,7 @@ def test_logit_transform_log_det_matches_autodiff_and_inverts():
 def test_one_dimensional_model_probabilities_of_the_256_levels_sum_to_at_most_one():
   """Exp(-nll) integrated over each pixel cell gives P(k); their sum is <= 1."""
   family = flows.make(_config("maf", "dequantized_8bit", preprocess="logit", logit_alpha=1e-3,
-                              steps=2, actnorm=False), (1, 1, 1))
+                              steps=2, actnorm=False), spec_lib.example((1, 1, 1)))
   grid = ((np.arange(256 * 16) + 0.5) / (256 * 16)).astype(np.float32).reshape(-1, 1, 1, 1)
   params, state = _perturbed(family, grid[:8])
   nll = np.asarray(jax.jit(family.eval_fn)(params, state, {"x": grid}, None)["nll"], np.float64)
@@ -161,12 +162,12 @@ def test_one_dimensional_model_probabilities_of_the_256_levels_sum_to_at_most_on
 
 def test_bad_flow_configs_are_rejected():
   with pytest.raises(errors.ConfigError, match="dequantized_8bit"):
-    flows.make(_config("realnvp", "grayscale"), (4, 4, 1))
+    flows.make(_config("realnvp", "grayscale"), spec_lib.example((4, 4, 1)))
   with pytest.raises(errors.ConfigError, match="needs images"):
-    flows.make(_config("glow", "continuous"), (2,))
+    flows.make(_config("glow", "continuous"), spec_lib.example((2,)))
   with pytest.raises(errors.ConfigError, match="even"):
-    flows.make(_config("glow", "dequantized_8bit", levels=3), (28, 28, 1))
+    flows.make(_config("glow", "dequantized_8bit", levels=3), spec_lib.example((28, 28, 1)))
   with pytest.raises(errors.ConfigError, match="model.preprocess"):
-    flows.make(_config("maf", "dequantized_8bit", preprocess="log"), (4, 4, 1))
+    flows.make(_config("maf", "dequantized_8bit", preprocess="log"), spec_lib.example((4, 4, 1)))
   with pytest.raises(errors.ConfigError, match="temperature"):
-    flows.make(_config("nsf", "continuous", temperature=0.0), (2,))
+    flows.make(_config("nsf", "continuous", temperature=0.0), spec_lib.example((2,)))

@@ -9,6 +9,7 @@ import pytest
 
 from gen_jax import config_lib, errors, optim
 from gen_jax.data import sources, stacked_mnist
+from gen_jax.data import spec as spec_lib
 from gen_jax.models import gan
 from gen_jax.nn import gan_nets
 from gen_jax.trainers import sgd
@@ -134,7 +135,7 @@ CASES = {
 def _setup(case):
   arch, x_shape, model = CASES[case]
   config = _config(arch, x_shape, **model)
-  family = gan.make(config, x_shape)
+  family = gan.make(config, spec_lib.example(x_shape))
   x = jax.random.uniform(jax.random.key(3), (8,) + x_shape)
   return config, family, {"x": x}
 
@@ -247,7 +248,7 @@ def test_packing_with_gradient_penalty_or_bad_sizes_is_rejected():
 def test_gradient_penalty_with_batchnorm_critic_is_rejected():
   config = _config("dcgan", (16, 16, 1), loss="wasserstein", gp_weight=10.0, d_norm="batch")
   with pytest.raises(errors.ConfigError, match="per-example"):
-    gan.make(config, (16, 16, 1))
+    gan.make(config, spec_lib.example((16, 16, 1)))
 
 
 def test_unknown_choices_name_the_valid_ones():
@@ -255,7 +256,7 @@ def test_unknown_choices_name_the_valid_ones():
     config = _config("dcgan", (16, 16, 1))
     config.model[key] = bad
     with pytest.raises(errors.ConfigError, match=bad):
-      gan.make(config, (16, 16, 1))
+      gan.make(config, spec_lib.example((16, 16, 1)))
 
 
 def test_stacked_digits_are_deterministic_and_labelled_by_their_channels():

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gen_jax.data import toy2d
 from gen_jax.metrics import modes
 from gen_jax.metrics import sample_quality as sq
 
@@ -149,17 +150,17 @@ def test_record_keeps_sample_sizes_and_feature_space():
 
 
 def test_ring_and_grid_centres():
-  ring = modes.ring_modes()
+  ring = toy2d.ring_modes()
   np.testing.assert_allclose(np.linalg.norm(ring, axis=1), 2.0)
   np.testing.assert_allclose(ring[[0, 2, 4]], [[2, 0], [0, 2], [-2, 0]], atol=1e-12)
-  grid = modes.grid_modes()
+  grid = toy2d.grid_modes()
   assert grid.shape == (25, 2)
   assert {tuple(p) for p in grid} == {(x, y) for x in range(-4, 5, 2) for y in range(-4, 5, 2)}
 
 
 def test_mode_stats_exact_on_placed_samples():
-  centres = modes.grid_modes()
-  std = modes.GRID_STD
+  centres = toy2d.grid_modes()
+  std = toy2d.GRID_STD
   kept = np.delete(centres, 7, axis=0)                           # mode 7 gets nothing
   exact = np.repeat(kept, 10, axis=0)                            # 240 high quality
   offset = np.array([0.0, 4.0 * std])                            # outside 3 std
@@ -178,10 +179,10 @@ def test_mode_stats_exact_on_placed_samples():
 
 
 def test_sampled_mixture_covers_every_mode_with_the_gaussian_fraction_inside_3_std():
-  centres = modes.grid_modes()
-  x = modes.sample_mixture(jax.random.key(0), centres, modes.GRID_STD, 20_000)
+  centres = toy2d.grid_modes()
+  x = modes.sample_mixture(jax.random.key(0), centres, toy2d.GRID_STD, 20_000)
   assert x.shape == (20_000, 2) and x.dtype == jnp.float32
-  out = modes.mode_stats(x, centres, modes.GRID_STD)
+  out = modes.mode_stats(x, centres, toy2d.GRID_STD)
   assert out["modes_covered"] == 25
   # In 2-D, P(||z|| < 3) = 1 - exp(-9/2) for z ~ N(0, I).
   np.testing.assert_allclose(out["high_quality_fraction"], 1 - math.exp(-4.5), atol=3e-3)

@@ -15,8 +15,8 @@ from gen_jax import types
 DIM = 3
 
 
-def make(config, x_shape):
-  del x_shape
+def make(config, spec):
+  del spec
   m = config.model
 
   def sample(params, state, rng, n):

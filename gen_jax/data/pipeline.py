@@ -10,6 +10,7 @@ from typing import Iterator
 import numpy as np
 
 from gen_jax import errors
+from gen_jax.data import spec as spec_lib
 
 
 class Loader:
@@ -20,8 +21,9 @@ class Loader:
   """
 
   def __init__(self, arrays: dict, global_batch: int, seed: int,
-               process_index: int = 0, process_count: int = 1):
+               process_index: int = 0, process_count: int = 1, spec: dict | None = None):
     self.arrays = arrays
+    self.spec = spec or spec_lib.of_arrays(arrays, {k: "image" for k in arrays})
     self.n = len(next(iter(arrays.values())))
     if global_batch > self.n:
       raise errors.ConfigError(
@@ -47,6 +49,10 @@ class Loader:
     epoch, i = divmod(step, self.steps_per_epoch)
     start = i * self.global_batch + self.offset
     return self._permutation(epoch)[start:start + self.local_batch]
+
+  def first(self) -> dict:
+    """This process's rows of the first `global_batch` examples (for initialization)."""
+    return {k: v[self.offset:self.offset + self.local_batch] for k, v in self.arrays.items()}
 
   def batch(self, step: int) -> dict:
     """Process-local rows of global batch `step`: {key: array[b, ...]}."""
@@ -74,3 +80,61 @@ def eval_batches(arrays: dict, global_batch: int, process_index: int = 0,
     mask = (idx < n).astype(np.float32)
     idx = np.where(idx < n, idx, 0)
     yield {k: v[idx] for k, v in arrays.items()}, mask
+
+
+class _Windows:
+  """Random text windows (gen_jax.data.text.WindowLoader) with their spec."""
+
+  def __init__(self, split, block_size: int, global_batch: int, seed: int,
+               process_index: int, process_count: int):
+    from gen_jax.data import text  # pylint: disable=g-import-not-at-top
+    self._loader = text.WindowLoader(split.arrays["tokens"], block_size, global_batch, seed,
+                                     process_index, process_count)
+    self.spec = {"tokens": split.spec["tokens"].replace(shape=(block_size + 1,))}
+    self.n = len(split.arrays["tokens"])
+
+  def first(self) -> dict:
+    return self._loader.first()
+
+  def batch(self, step: int) -> dict:
+    return self._loader.batch(step)
+
+  def batches(self, step: int, k: int) -> dict:
+    return self._loader.batches(step, k)
+
+
+def train_loader(split, data_config, seed: int, process_index: int = 0,
+                 process_count: int = 1):
+  """The training batches of a split: `.spec`, `.first()`, `.batch(step)`, `.batches(step, k)`.
+
+  Text streams give random windows of `data.block_size + 1` tokens; other
+  splits give shuffled examples of every field (labels only with `data.labels`).
+  """
+  d = data_config
+  if split.stream:
+    if d.get("block_size", 0) < 1:
+      raise errors.ConfigError(f"dataset {d.name!r} is a text stream: set data.block_size")
+    return _Windows(split, d.block_size, d.batch_size, seed, process_index, process_count)
+  arrays = {k: v for k, v in split.arrays.items()
+            if split.spec[k].modality != "label" or d.get("labels", False)}
+  if d.get("labels", False) and "y" not in split.arrays:
+    raise errors.ConfigError(f"data.labels is set but {d.name!r} has no labels")
+  return Loader(arrays, d.batch_size, seed, process_index, process_count,
+                spec={k: split.spec[k] for k in arrays})
+
+
+def eval_examples(split, data_config) -> tuple[dict, dict, str]:
+  """(arrays, spec, note) of a whole split as fixed examples for evaluation.
+
+  A text stream becomes non-overlapping windows of `block_size + 1` tokens
+  whose targets cover every next-token prediction once, except a final
+  remainder shorter than a window (the note says how many are covered).
+  """
+  if not split.stream:
+    return dict(split.arrays), dict(split.spec), ""
+  from gen_jax.data import text  # pylint: disable=g-import-not-at-top
+  stream, block = split.arrays["tokens"], data_config.block_size
+  windows, covered = text.eval_windows(stream, block)
+  note = (f"{len(windows)} windows of {block} next-token predictions, {covered} of the "
+          f"{len(stream) - 1} in the split")
+  return {"tokens": windows}, {"tokens": split.spec["tokens"].replace(shape=(block + 1,))}, note

@@ -1,8 +1,11 @@
 """Dataset sources. Every source returns process-local numpy arrays in memory.
 
-Images come back as `x: u8[N, H, W, C]` (0..255, or 0/1 for datasets that are
-already binary) and, where the dataset has them, `y: i32[N]`. Small datasets are
-read once per process and cached, then batched from memory by `pipeline`.
+A `Split` holds named arrays and their `spec` (gen_jax.data.spec): images come
+back as `x: u8[N, H, W, C]` (0..255, or 0/1 for datasets that are already
+binary) and, where the dataset has them, `y: i32[N]`; text comes back as one
+token stream `tokens: i32[N]` with its character vocabulary, batched as random
+windows by `pipeline`. Small datasets are read once per process and cached,
+then batched from memory by `pipeline`.
 
 Sources:
   tfds names ("mnist", "fashion_mnist", "binarized_mnist"): read through
@@ -18,6 +21,14 @@ Sources:
     seeds (`gen_jax.data.toy2d`); their only data variant is "continuous".
   "stacked_mnist", "stacked_digits": three base digits as RGB channels, 1,000
     modes (`gen_jax.data.stacked_mnist`).
+  text ("tiny_shakespeare" through tfds, "txt": a local file `data.path`,
+    "zen": the Zen of Python from the standard library): character tokens;
+    splits "train"/"validation"/"test" (tfds) and "nanogpt_train"/"nanogpt_val"
+    (the first 90% / last 10% of the whole text, nanoGPT's split); see
+    `gen_jax.data.text`.
+  "addition": a data-free sequence-to-sequence task ("a+b=" -> the sum)
+    generated from a seed (`gen_jax.data.arith`): `inputs: i32[N, Lin]`,
+    `targets: i32[N, Lout]`.
 """
 import dataclasses
 import functools
@@ -26,21 +37,61 @@ import os
 import numpy as np
 
 from gen_jax import errors
+from gen_jax.data import spec as spec_lib
 from gen_jax.data import stacked_mnist, toy2d
 
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  x: np.ndarray                 # u8[N, H, W, C] images, or f32[N, D] continuous data
-  y: np.ndarray | None          # i32[N] or None
-  binary: bool                  # values are already in {0, 1}
+  """One split of a dataset in memory.
+
+  Attributes:
+    arrays: {name: array[N, ...]} per-example arrays; for a text stream,
+      {"tokens": i32[N]}, the whole split as one sequence of token ids.
+    spec: the per-example fields of `arrays` (for a stream: of one token).
+    binary: image values are already in {0, 1}.
+    stream: `arrays["tokens"]` is one token stream, batched as windows.
+    kind: "image" | "points" | "text" | "seq2seq": which data variants fit.
+  """
+  arrays: dict
+  spec: dict
+  binary: bool = False
+  stream: bool = False
+  kind: str = "image"
 
   def __len__(self) -> int:
-    return len(self.x)
+    return len(next(iter(self.arrays.values())))
+
+  @property
+  def x(self) -> np.ndarray:
+    """Images u8[N, H, W, C] or points f32[N, D] (image and point datasets)."""
+    return self.arrays["x"]
+
+  @property
+  def y(self) -> np.ndarray | None:
+    return self.arrays.get("y")
 
   @property
   def continuous(self) -> bool:
-    return self.x.dtype != np.uint8
+    return self.kind == "points"
+
+  @property
+  def vocab(self) -> tuple:
+    """Characters of the token ids (text), else ()."""
+    f = self.spec.get("tokens") or self.spec.get("inputs")
+    return f.vocab if f is not None else ()
+
+
+def images(x: np.ndarray, y: np.ndarray | None, binary: bool, num_classes: int = 10) -> Split:
+  """A Split of images u8[N, H, W, C] and optional labels i32[N]."""
+  arrays = {"x": x} if y is None else {"x": x, "y": y}
+  s = spec_lib.of_arrays(arrays, {"x": "image", "y": "label"}, {"y": num_classes})
+  return Split(arrays, s, binary=binary, kind="image")
+
+
+def points(x: np.ndarray) -> Split:
+  """A Split of continuous points f32[N, D]."""
+  return Split({"x": x}, spec_lib.of_arrays({"x": x}, {"x": "points"}), kind="points")
 
 
 # name -> (kind, binary, {split names}); tfds names are the tfds dataset names.
@@ -52,6 +103,11 @@ DATASETS = {
     "npz": ("npz", False, ()),
     **{name: ("toy2d", False, ("train", "test")) for name in toy2d.NAMES},
     **{name: ("stacked", False, ("train", "test")) for name in stacked_mnist.NAMES},
+    "tiny_shakespeare": ("text", False, ("train", "validation", "test", "nanogpt_train",
+                                         "nanogpt_val")),
+    "txt": ("text", False, ("nanogpt_train", "nanogpt_val", "all")),
+    "zen": ("text", False, ("nanogpt_train", "nanogpt_val", "all")),
+    "addition": ("arith", False, ("train", "test")),
 }
 
 DIGITS_TRAIN = 1500
@@ -62,28 +118,67 @@ def check_name(name: str) -> None:
     raise errors.ConfigError(errors.choices("dataset", name, DATASETS))
 
 
-def load(name: str, split: str, path: str = "", download: bool = False) -> Split:
-  """Loads one split of a dataset into memory (cached per process)."""
+def load(name: str, split: str, path: str = "", download: bool = False,
+         options: tuple = ()) -> Split:
+  """Loads one split of a dataset into memory (cached per process).
+
+  `options` are (key, value) pairs of source-specific settings (the addition
+  task's digits, size and seed).
+  """
   check_name(name)
   kind, _, splits = DATASETS[name]
   if splits and split not in splits:
     raise errors.ConfigError(errors.choices(f"split of {name}:", split, splits))
-  return _load_cached(name, split, path, download)
+  return _load_cached(name, split, path, download, tuple(options))
+
+
+def from_config(d, split: str) -> Split:
+  """`load` with the dataset keys of a config's `data` section."""
+  options = tuple(sorted(d.get("options", {}).items()))
+  return load(d.name, split, d.path, d.download, options)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(name, split, path, download) -> Split:
+def _load_cached(name, split, path, download, options=()) -> Split:
   kind, binary, _ = DATASETS[name]
   if kind == "digits":
     return _digits(split)
   if kind == "npz":
     return _npz(path, split)
   if kind == "toy2d":
-    return Split(toy2d.generate(name, split), None, binary=False)
+    return points(toy2d.generate(name, split))
   if kind == "stacked":
     base = _load_cached(stacked_mnist.BASE[name], split, path, download)
-    return Split(*stacked_mnist.stack(split, base.x, base.y), binary=False)
+    x, y = stacked_mnist.stack(split, base.x, base.y)
+    return images(x, y, binary=False, num_classes=1000)
+  if kind == "text":
+    return _text(name, split, path, download)
+  if kind == "arith":
+    return _arith(split, dict(options))
   return _tfds(name, split, binary, download)
+
+
+def _text(name: str, split: str, path: str, download: bool) -> Split:
+  from gen_jax.data import text  # pylint: disable=g-import-not-at-top
+  body, whole = text.load(name, split, path, download)
+  vocab = text.Vocab.from_text(whole)
+  tokens = vocab.encode(body)
+  field = spec_lib.Field((), "int32", "tokens", vocab.size, vocab.chars)
+  return Split({"tokens": tokens}, {"tokens": field}, stream=True, kind="text")
+
+
+ARITH_SIZES = {"train": 100_000, "test": 1_000}   # default examples per split
+
+
+def _arith(split: str, options: dict) -> Split:
+  from gen_jax.data import arith  # pylint: disable=g-import-not-at-top
+  n = int(options.get(f"num_{split}", 0) or ARITH_SIZES[split])
+  out = arith.addition(split, n, int(options.get("digits", 3)), int(options.get("seed", 0)))
+  arrays = {k: out[k].astype(np.int32) for k in ("inputs", "targets")}
+  chars = arith.VOCAB.chars
+  s = {k: spec_lib.Field(tuple(v.shape[1:]), "int32", "tokens", len(chars), chars)
+       for k, v in arrays.items()}
+  return Split(arrays, s, kind="seq2seq")
 
 
 def _digits(split: str) -> Split:
@@ -92,7 +187,7 @@ def _digits(split: str) -> Split:
   x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
   y = d.target.astype(np.int32)
   sl = slice(0, DIGITS_TRAIN) if split == "train" else slice(DIGITS_TRAIN, None)
-  return Split(x[sl], y[sl], binary=False)
+  return images(x[sl], y[sl], binary=False)
 
 
 def _npz(path: str, split: str) -> Split:
@@ -112,7 +207,7 @@ def _npz(path: str, split: str) -> Split:
   if x.dtype != np.uint8:
     raise errors.DataError(f"{path}:{key} must be uint8 images (got {x.dtype})")
   binary = bool(x.max() <= 1)
-  return Split(x, y, binary=binary)
+  return images(x, y, binary=binary, num_classes=int(y.max()) + 1 if y is not None else 0)
 
 
 def _tfds(name: str, split: str, binary: bool, download: bool) -> Split:
@@ -131,4 +226,4 @@ def _tfds(name: str, split: str, binary: bool, download: bool) -> Split:
   records = source.__getitems__(list(range(len(source))))
   x = np.stack([r["image"] for r in records]).astype(np.uint8)
   y = np.asarray([r["label"] for r in records], np.int32) if "label" in records[0] else None
-  return Split(x, y, binary=binary)
+  return images(x, y, binary=binary)

@@ -7,8 +7,8 @@ benchmarks:
   8gaussians    8 Gaussians with std 0.5/1.414 on a circle of radius 4/1.414
   checkerboard  uniform on 8 of the 16 squares of a 4x4 board on [-4, 4]^2
   2spirals      two interleaved spirals of 540 degrees, noise std 0.1
-  ring8         8 Gaussians, std `modes.RING_STD`, on a ring of radius 2 (VEEGAN)
-  grid25        25 Gaussians, std `modes.GRID_STD`, on a 5x5 grid with
+  ring8         8 Gaussians, std `RING_STD`, on a ring of radius 2 (VEEGAN)
+  grid25        25 Gaussians, std `GRID_STD`, on a 5x5 grid with
                 spacing 2 (VEEGAN/PacGAN)
 Splits: "train" (100,000 points, seed 0) and "test" (10,000 points, seed 1);
 the data is continuous (`x: f32[N, 2]`, data variant "continuous").
@@ -17,7 +17,26 @@ model's test -log p can be compared with the best achievable value.
 """
 import numpy as np
 
-from gen_jax.metrics import modes
+# The GAN mode-collapse mixtures (VEEGAN, PacGAN): centres and per-mode std.
+RING_STD = 0.02
+GRID_STD = 0.05
+
+
+def ring_modes(n: int = 8, radius: float = 2.0) -> np.ndarray:
+  """Centres of the ring mixture: radius * (cos 2 pi i / n, sin 2 pi i / n), f64[n, 2]."""
+  angles = 2.0 * np.pi * np.arange(n) / n
+  return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def grid_modes(side: int = 5, spacing: float = 2.0) -> np.ndarray:
+  """Centres of the grid mixture, centred on 0: f64[side^2, 2].
+
+  The default is {-4, -2, 0, 2, 4}^2, row-major in (x, y).
+  """
+  axis = spacing * (np.arange(side) - (side - 1) / 2.0)
+  xs, ys = np.meshgrid(axis, axis, indexing="ij")
+  return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
 
 NAMES = ("moons", "8gaussians", "checkerboard", "2spirals", "ring8", "grid25")
 SIZES = {"train": 100_000, "test": 10_000}
@@ -62,8 +81,8 @@ GENERATORS = {
     "8gaussians": _eight_gaussians,
     "checkerboard": _checkerboard,
     "2spirals": _spirals,
-    "ring8": _mixture(modes.ring_modes(8), modes.RING_STD),
-    "grid25": _mixture(modes.grid_modes(5), modes.GRID_STD),
+    "ring8": _mixture(ring_modes(8), RING_STD),
+    "grid25": _mixture(grid_modes(5), GRID_STD),
 }
 
 
@@ -89,8 +108,8 @@ LOG_PROBS = {
         _RADIUS_8G * np.stack([np.cos(np.arange(8) * np.pi / 4),
                                np.sin(np.arange(8) * np.pi / 4)], -1), _STD_8G),
     "checkerboard": _checkerboard_log_prob,
-    "ring8": _mixture_log_prob(modes.ring_modes(8), modes.RING_STD),
-    "grid25": _mixture_log_prob(modes.grid_modes(5), modes.GRID_STD),
+    "ring8": _mixture_log_prob(ring_modes(8), RING_STD),
+    "grid25": _mixture_log_prob(grid_modes(5), GRID_STD),
 }
 
 

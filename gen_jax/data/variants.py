@@ -8,6 +8,11 @@
                      convert to bits/dim on the 8-bit scale as
                      (nll + D ln 256) / (D ln 2)
   continuous         f32 data used as is (the toy 2-D densities)
+  tokens             integer ids used as is (text, sequence tasks)
+
+Image variants transform every field of modality "image" and leave the
+others (labels, tokens, tables) as they are; `model_spec` gives the spec the
+model sees.
 
 Evaluation uses a fixed copy of the test split: a dynamically binarized test
 set is binarized once on the host with a fixed seed (`eval_arrays`), so every
@@ -20,21 +25,28 @@ import numpy as np
 from gen_jax import errors
 
 VARIANTS = ("grayscale", "binarized_dynamic", "binarized_static", "dequantized_8bit",
-            "continuous")
+            "continuous", "tokens")
+# Which variants fit which kind of source (sources.Split.kind).
+_KIND_VARIANT = {"points": "continuous", "text": "tokens", "seq2seq": "tokens"}
 EVAL_BINARIZATION_SEED = 0
 
 
-def check(variant: str, binary_source: bool, dataset: str,
-          continuous_source: bool = False) -> None:
-  """Rejects unknown variants and variants that do not fit the source."""
+def check(variant: str, binary_source: bool, dataset: str, kind: str = "image") -> None:
+  """Rejects unknown variants and variants that do not fit the source.
+
+  `kind` is the source's `Split.kind`: "image", "points", "text" or "seq2seq".
+  """
   if variant not in VARIANTS:
     raise errors.ConfigError(errors.choices("data variant", variant, VARIANTS))
-  if continuous_source != (variant == "continuous"):
+  only = _KIND_VARIANT.get(kind)
+  if only is not None and variant != only:
+    raise errors.ConfigError(f"dataset {dataset!r} holds {kind} data; its only variant is "
+                             f"{only!r}")
+  if only is None and variant in _KIND_VARIANT.values():
+    holder = [k for k, v in _KIND_VARIANT.items() if v == variant]
     raise errors.ConfigError(
-        f"dataset {dataset!r} is continuous; its only variant is 'continuous'"
-        if continuous_source else
-        f"variant 'continuous' is for continuous datasets (the toy 2-D densities); "
-        f"{dataset!r} holds 8-bit images")
+        f"variant {variant!r} is for {' or '.join(holder)} datasets; {dataset!r} holds "
+        f"8-bit images")
   if variant == "binarized_static" and not binary_source:
     raise errors.ConfigError(
         f"variant 'binarized_static' needs a dataset that is already binary "
@@ -42,6 +54,26 @@ def check(variant: str, binary_source: bool, dataset: str,
   if binary_source and variant != "binarized_static":
     raise errors.ConfigError(
         f"dataset {dataset!r} is already binary; its only variant is 'binarized_static'")
+
+
+def apply_batch(variant: str, batch: dict, spec: dict, rng: jax.Array) -> dict:
+  """The model-space batch: `apply` on every image field, other fields as they are.
+
+  Fields are looked up in `spec` (gen_jax.data.spec); each image field gets
+  its own key, so two image fields are noised independently.
+  """
+  out = dict(batch)
+  names = sorted(k for k, f in spec.items() if k in out and f.modality in ("image", "points"))
+  for i, name in enumerate(names):
+    out[name] = apply(variant, out[name], jax.random.fold_in(rng, i) if i else rng)
+  return out
+
+
+def model_spec(variant: str, spec: dict) -> dict:
+  """The spec of `apply_batch`'s output: image fields become float32."""
+  del variant   # every image variant yields f32
+  return {k: f.replace(dtype="float32") if f.modality in ("image", "points") else f
+          for k, f in spec.items()}
 
 
 def apply(variant: str, x: jax.Array, rng: jax.Array) -> jax.Array:
@@ -57,6 +89,8 @@ def apply(variant: str, x: jax.Array, rng: jax.Array) -> jax.Array:
     return (x.astype(jnp.float32) + u) / 256.0
   if variant == "continuous":
     return x.astype(jnp.float32)
+  if variant == "tokens":
+    return x
   raise errors.ConfigError(errors.choices("data variant", variant, VARIANTS))
 
 
@@ -66,3 +100,12 @@ def eval_arrays(variant: str, x: np.ndarray) -> tuple[np.ndarray, str]:
     rng = np.random.default_rng(EVAL_BINARIZATION_SEED)
     return (rng.random(x.shape) < x / 255.0).astype(np.uint8), "binarized_static"
   return x, variant
+
+
+def eval_batch_arrays(variant: str, arrays: dict, spec: dict) -> tuple[dict, str]:
+  """`eval_arrays` on every image field of a split's arrays: (arrays, eval variant)."""
+  out, eval_variant = dict(arrays), variant
+  for name, field in spec.items():
+    if field.modality == "image" and name in out:
+      out[name], eval_variant = eval_arrays(variant, out[name])
+  return out, eval_variant

@@ -15,8 +15,6 @@ over the test split (the lowest mean test nll any model can expect), and
 `<name>/kl`, the model's mean test nll minus it: a Monte Carlo estimate of
 KL(p_data || p_model) in nats.
 """
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,30 +32,30 @@ def grid_points(extent: float, resolution: int) -> tuple[np.ndarray, float]:
   return np.stack([xs.ravel(), ys.ravel()], -1).astype(np.float32), h * h
 
 
-def evaluate(run, ts, name: str, ec) -> dict:
-  if run.x_shape != (2,):
-    raise errors.ConfigError(f"evaluator 'density2d' needs 2-D data (got shape {run.x_shape})")
+def evaluate(ctx, name: str, ec) -> dict:
+  shape = tuple(ctx.spec["x"].shape) if "x" in ctx.spec else None
+  if shape != (2,):
+    raise errors.ConfigError(f"evaluator 'density2d' needs 2-D points (got {shape})")
   n = int(ec.get("resolution", 200))
   points, area = grid_points(float(ec.extent), n)
-  family, params = run.family, ts.eval_params()
+  family, params, state = ctx.family, ctx.params, ctx.state
   fn = jax.jit(lambda p, s, x: family.eval_fn(p, s, {"x": x}, None)["nll"])
   bs = int(ec.get("batch_size", 4000))
-  nll = np.concatenate([np.asarray(fn(params, ts.state, jnp.asarray(points[i:i + bs])))
+  nll = np.concatenate([np.asarray(fn(params, state, jnp.asarray(points[i:i + bs])))
                         for i in range(0, len(points), bs)])
   density = np.exp(-nll.astype(np.float64)).reshape(n, n)
-  step = int(jax.device_get(ts.step))
-  path = os.path.join(run.workdir, "samples", f"{name}_{step:08d}.png")
+  path = ctx.path(name, "png")
   if parallel.is_main():
     images.save_image(path, images.heatmap_image(density))
   mass = float(density.sum() * area)
   out = {f"{name}/mass": (mass, f"probability of [-{ec.extent}, {ec.extent}]^2 "
                                 f"(midpoint rule, {n}x{n} cells)"),
          f"{name}/png": (path, "model density heat map")}
-  d = run.config.data
-  test = sources.load(d.name, d.eval_split, d.path, d.download).x
+  d = ctx.data
+  test = sources.from_config(d, d.eval_split).x
   exact = toy2d.log_prob(d.name, test) if d.name in toy2d.NAMES else None
   if exact is not None:
-    model_nll = np.concatenate([np.asarray(fn(params, ts.state, jnp.asarray(test[i:i + bs])))
+    model_nll = np.concatenate([np.asarray(fn(params, state, jnp.asarray(test[i:i + bs])))
                                 for i in range(0, len(test), bs)]).astype(np.float64)
     data_nll = float(-exact.mean())
     where = f"mean over the {len(test)} points of {d.name}:{d.eval_split}"

@@ -1,11 +1,15 @@
-"""Per-example likelihood metrics averaged over a whole split.
+"""Per-example metrics averaged over a whole split (likelihoods, losses, accuracy).
 
 Config keys (`config.evals.<name>`):
-  type: "likelihood"; split: which split (default config.data.eval_split);
-  batch_size: global eval batch; num_examples: 0 = the whole split;
-  kwargs: passed to `family.eval_fn` (e.g. k=5000, chunk=500 for IWAE).
+  type: "likelihood" (or "accuracy", the same mean for supervised families);
+  split: which split (default config.data.eval_split); batch_size: global eval
+  batch; num_examples: 0 = the whole split; kwargs: passed to `family.eval_fn`
+  (e.g. k=5000, chunk=500 for IWAE).
 Results: `<name>/<metric>` = mean over examples, with `<name>/<metric>_sem`
-(standard error of the mean) and the number of examples.
+(standard error of the mean). A metric named in `family.eval_weights` is a
+weighted mean sum_i w_i v_i / sum_i w_i (e.g. per-token losses weighted by
+tokens, so the result is per token of the split), its standard error the
+ratio estimator's, and `<name>/<weight>_total` the summed weight.
 """
 import time
 
@@ -14,64 +18,85 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import errors, parallel
-from gen_jax.data import pipeline, sources, variants
+from gen_jax.data import pipeline, variants
 
 
-def evaluate(run, ts, name: str, ec) -> dict:
-  return mean_over_split(run, ts, name, ec, labels=False)
+def evaluate(ctx, name: str, ec) -> dict:
+  return mean_over_split(ctx, name, ec, labels=ec.type == "accuracy")
 
 
-def mean_over_split(run, ts, name: str, ec, labels: bool) -> dict:
+def mean_over_split(ctx, name: str, ec, labels: bool = False) -> dict:
   """Mean and standard error of each per-example eval_fn output over a split.
 
   With labels=True the batches carry `y` (the split must be labelled). Padding
   examples of the last batch are masked out of every sum.
   """
-  d = run.config.data
-  split_name = ec.get("split", d.eval_split)
-  split = sources.load(d.name, split_name, d.path, d.download)
-  if labels and split.y is None:
-    raise errors.ConfigError(f"evaluator {ec.type!r} needs labels; {d.name}:{split_name} has none")
-  x, variant = variants.eval_arrays(d.variant, split.x)
-  arrays = {"x": x, "y": split.y} if labels else {"x": x}
+  split = ctx.split(ec.get("split", ""))
+  arrays = dict(split.arrays)
+  if labels and "y" not in arrays:
+    raise errors.ConfigError(f"evaluator {ec.type!r} needs labels; {split.where} has none")
+  if not labels:   # unsupervised families never see labels
+    arrays = {k: v for k, v in arrays.items() if split.spec[k].modality != "label"}
   if ec.get("num_examples", 0):
     arrays = {k: v[:ec.num_examples] for k, v in arrays.items()}
   kwargs = dict(ec.get("kwargs", {}))
-  family = run.family
-  base = parallel.fold(run.base_rng, "eval", name)
+  family, variant, spec = ctx.family, split.variant, split.spec
+  base = ctx.key(name)
 
   @jax.jit
   def fn(params, state, batch, i):
     rng = jax.random.fold_in(base, i)
-    batch = dict(batch, x=variants.apply(variant, batch["x"], parallel.fold(rng, "data")))
+    batch = variants.apply_batch(variant, batch, spec, parallel.fold(rng, "data"))
     return family.eval_fn(params, state, batch, parallel.fold(rng, "eval"), **kwargs)
 
-  params = ts.eval_params()
-  sums, sq, count = {}, {}, 0.0
+  weights = dict(family.eval_weights)
+  acc = _Accumulator()
   batches = list(pipeline.eval_batches(arrays, ec.batch_size, jax.process_index(),
                                        jax.process_count()))
   t0, shown = time.time(), 0
   for i, (b, mask) in enumerate(batches):
-    b = {k: parallel.to_global(v, run.mesh) for k, v in b.items()}
-    out = parallel.to_host(fn(params, ts.state, b, jnp.uint32(i)))
-    m = parallel.to_host(parallel.to_global(mask, run.mesh))
-    for key, v in out.items():
-      v = np.asarray(v, np.float64)
-      sums[key] = sums.get(key, 0.0) + float((v * m).sum())
-      sq[key] = sq.get(key, 0.0) + float((v * v * m).sum())
-    count += float(m.sum())
+    b = {k: parallel.to_global(v, ctx.mesh) for k, v in b.items()}
+    out = parallel.to_host(fn(ctx.params, ctx.state, b, jnp.uint32(i)))
+    m = parallel.to_host(parallel.to_global(mask, ctx.mesh))
+    acc.add(out, m, weights)
     if time.time() - t0 > 30 * (shown + 1):
       shown += 1
       if parallel.is_main():
         print(f"eval {name}: {i + 1}/{len(batches)} batches, {time.time() - t0:.0f}s",
               flush=True)
-  units = family.eval_units
-  results = {}
-  for key in sums:
-    mean = sums[key] / count
-    var = max(sq[key] / count - mean * mean, 0.0)
-    unit = units.get(key, "")
-    results[f"{name}/{key}"] = (mean, unit + f"; mean over {int(count)} examples of "
-                                f"{d.get('description') or d.name}:{split_name} ({d.variant})")
-    results[f"{name}/{key}_sem"] = (float(np.sqrt(var / count)), "standard error of the mean")
-  return results
+  return acc.results(name, family.eval_units, weights, split.where)
+
+
+class _Accumulator:
+  """Running sums for (weighted) means and their standard errors, in float64."""
+
+  def __init__(self):
+    self.sw, self.swv, self.sw2v2, self.sw2v, self.sw2 = {}, {}, {}, {}, {}
+    self.count = 0.0
+
+  def add(self, out: dict, mask: np.ndarray, weights: dict) -> None:
+    m = np.asarray(mask, np.float64)
+    for key, v in out.items():
+      v = np.asarray(v, np.float64)
+      w = m * (np.asarray(out[weights[key]], np.float64) if key in weights else 1.0)
+      for d, x in ((self.sw, w), (self.swv, w * v), (self.sw2v2, w * w * v * v),
+                   (self.sw2v, w * w * v), (self.sw2, w * w)):
+        d[key] = d.get(key, 0.0) + float(x.sum())
+    self.count += float(m.sum())
+
+  def results(self, name: str, units: dict, weights: dict, where: str) -> dict:
+    n, out = self.count, {}
+    for key in self.sw:
+      if key in weights.values() and key not in weights:
+        out[f"{name}/{key}_total"] = (self.swv[key], f"sum over {int(n)} examples of {where}")
+        continue
+      mean = self.swv[key] / self.sw[key]
+      # Ratio-estimator variance of sum(w v) / sum(w): sum w^2 (v - mean)^2 / (sum w)^2;
+      # with unit weights, the variance of the mean (population variance / n).
+      ss = self.sw2v2[key] - 2 * mean * self.sw2v[key] + mean * mean * self.sw2[key]
+      sem = float(np.sqrt(max(ss, 0.0)) / self.sw[key])
+      unit = units.get(key, "")
+      how = f"weighted by {weights[key]}, " if key in weights else ""
+      out[f"{name}/{key}"] = (mean, unit + f"; {how}mean over {int(n)} examples of {where}")
+      out[f"{name}/{key}_sem"] = (sem, "standard error of the mean")
+    return out

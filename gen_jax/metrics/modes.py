@@ -1,14 +1,9 @@
 """Mode-collapse diagnostics: 2-D Gaussian mixtures, stacked MNIST and class balance.
 
-Synthetic mixtures (equal weights, isotropic components):
-  ring  8 components on a circle (`ring_modes`). Unrolled GAN (Metz et al.
-        2016) and VEEGAN (Srivastava et al. 2017) use radius 2 and std 0.02
-        (the defaults here, RING_STD); PacGAN's released code uses radius 1 and
-        std 0.01.
-  grid  25 components at {-4, -2, 0, 2, 4}^2 (`grid_modes`), std 0.05 in
-        PacGAN's released code (GRID_STD, the default here).
-The std is not part of the centres: pass the same value to `sample_mixture`
-and `mode_stats`.
+Synthetic mixtures (equal weights, isotropic components; their centres and
+stds live with the data, `gen_jax.data.toy2d.ring_modes`, `grid_modes`,
+`RING_STD`, `GRID_STD`): the std is not part of the centres, so pass the same
+value to `sample_mixture` and `mode_stats`.
 
 `mode_stats` follows VEEGAN and PacGAN: each sample goes to its nearest
 centre; it is high quality if it lies within `threshold` (3) stds of that
@@ -26,25 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-RING_STD = 0.02
-GRID_STD = 0.05
 STACKED_MNIST_MODES = 1000
-
-
-def ring_modes(n: int = 8, radius: float = 2.0) -> np.ndarray:
-  """Centres of the ring mixture: radius * (cos 2 pi i / n, sin 2 pi i / n), f64[n, 2]."""
-  angles = 2.0 * np.pi * np.arange(n) / n
-  return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-
-
-def grid_modes(side: int = 5, spacing: float = 2.0) -> np.ndarray:
-  """Centres of the grid mixture, centred on 0: f64[side^2, 2].
-
-  The default is {-4, -2, 0, 2, 4}^2, row-major in (x, y).
-  """
-  axis = spacing * (np.arange(side) - (side - 1) / 2.0)
-  xs, ys = np.meshgrid(axis, axis, indexing="ij")
-  return np.stack([xs.ravel(), ys.ravel()], axis=1)
 
 
 def sample_mixture(rng: jax.Array, centers, std: float, n: int) -> jax.Array:

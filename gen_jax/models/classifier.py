@@ -79,8 +79,9 @@ def make_net(m: ml_collections.ConfigDict) -> CNN:
   return CNN(tuple(m.channels), m.feature_dim, m.num_classes, m.dropout)
 
 
-def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
+def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
   """Builds the classifier family from `config.model` for images of shape (H, W, C)."""
+  x_shape = tuple(spec["x"].shape)   # the image (H, W, C) or point (D,) field
   m = config.model
   if len(x_shape) != 3:
     raise errors.ConfigError(f"the classifier needs images (got examples of shape {x_shape})")

@@ -190,8 +190,9 @@ def build(m: ml_collections.ConfigDict, x_shape: tuple) -> nn.Module:
                   m.get("num_bins", 8), m.get("tail_bound", 3.0))
 
 
-def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
+def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
   """Builds the flow family from `config.model` for examples of shape `x_shape`."""
+  x_shape = tuple(spec["x"].shape)   # the image (H, W, C) or point (D,) field
   m = config.model
   variant = config.data.variant
   _check(m, variant, x_shape)

@@ -110,8 +110,9 @@ def make_nets(m: ml_collections.ConfigDict, x_shape: tuple):
           gan_nets.SNGANDiscriminator(m.d_ch, m.spectral_norm, m.downsample))
 
 
-def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
+def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
   """Builds the GAN family from `config.model` for examples of shape x_shape."""
+  x_shape = tuple(spec["x"].shape)   # the image (H, W, C) or point (D,) field
   m = config.model
   x_shape = tuple(x_shape)
   _check(m, x_shape, config.data.variant)

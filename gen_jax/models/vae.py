@@ -109,8 +109,9 @@ def _check(m: ml_collections.ConfigDict, variant: str) -> None:
     raise errors.ConfigError(f"model.k must be >= 1 (got {m.k})")
 
 
-def make(config: ml_collections.ConfigDict, x_shape: tuple) -> types.Family:
+def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
   """Builds the VAE family from `config.model` for examples of shape (H, W, C)."""
+  x_shape = tuple(spec["x"].shape)   # the image (H, W, C) or point (D,) field
   m = config.model
   _check(m, config.data.variant)
   if m.arch == "conv" and (x_shape[0] % 4 or x_shape[1] % 4):

@@ -8,7 +8,7 @@ step, before anything after it is saved.
 """
 import contextlib
 import dataclasses
-import functools
+import glob
 import json
 import os
 import signal
@@ -22,8 +22,9 @@ import numpy as np
 
 from gen_jax import config_lib, errors, parallel, provenance, registry, types
 from gen_jax.data import pipeline, sources, variants
-from gen_jax.evaluators import run_evals
-from gen_jax.utils import ckpt, images, writers
+from gen_jax.data import spec as spec_lib
+from gen_jax.evaluators import context, run_evals
+from gen_jax.utils import ckpt, images, sample_files, writers
 
 
 @dataclasses.dataclass
@@ -33,26 +34,24 @@ class Run:
   workdir: str
   mesh: jax.sharding.Mesh
   train_data: sources.Split
+  loader: object                 # pipeline.train_loader: .spec, .first(), .batches(step, k)
   family: types.Family
   trainer: object
   checkpointer: ckpt.Checkpointer
   abstract_state: types.TrainState
+  shardings: object              # a NamedSharding per TrainState leaf
   base_rng: jax.Array
 
   @property
-  def x_shape(self) -> tuple:
-    return tuple(self.train_data.x.shape[1:])
+  def spec(self) -> dict:
+    """Raw per-example fields of the training batches."""
+    return self.loader.spec
 
-  @functools.cached_property
-  def sample_fn(self):
-    """jit(family.sample): (params, state, rng, n) -> f32[n, ...]; compiled once per n."""
-    return jax.jit(self.family.sample, static_argnums=3)
-
-  @functools.cached_property
-  def reconstruct_fn(self):
-    """jit(decode(encode(x))): (params, state, x) -> f32[B, ...] decoder means."""
-    family = self.family
-    return jax.jit(lambda p, s, x: family.decode(p, s, family.encode(p, s, x)))
+  @property
+  def train_examples(self) -> int:
+    """Examples per epoch: a text stream counts one example per block of tokens."""
+    n = len(self.train_data)
+    return n // self.config.data.block_size if self.train_data.stream else n
 
   def close(self) -> None:
     """Waits for pending checkpoint saves and releases the checkpoint manager."""
@@ -60,31 +59,47 @@ class Run:
 
 
 def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
-  """Validates the config, loads training data and builds family and trainer."""
+  """Validates the config, loads training data and builds family and trainer.
+
+  The data spec of the training batches decides the init batch, the batch
+  sharding and the model-space view; `config.mesh` and `config.sharding` decide
+  how the state is laid out over devices.
+  """
   config_lib.validate(config)
   trainer_module = registry.trainer_module(config.trainer)
   family_module = registry.family_module(config.family)
   d = config.data
   sources.check_name(d.name)
-  train = sources.load(d.name, d.train_split, d.path, d.download)
-  variants.check(d.variant, train.binary, d.name, train.continuous)
+  train = sources.from_config(d, d.train_split)
+  variants.check(d.variant, train.binary, d.name, train.kind)
   for ec in config.evals.values():
     registry.evaluator_module(ec.type)  # fail on unknown types before training
-  parallel.check_batch(d.batch_size)
-  mesh = parallel.make_mesh()
-  family = family_module.make(config, tuple(train.x.shape[1:]))
+  mesh = parallel.make_mesh(config.mesh.data, config.mesh.model)
+  parallel.check_batch(d.batch_size, mesh)
+  loader = pipeline.train_loader(train, d, config.seed, jax.process_index(),
+                                 jax.process_count())
+  family = family_module.make(config, variants.model_spec(d.variant, loader.spec))
   trainer = trainer_module.make(family, config)
   base_rng = jax.random.key(config.seed)
-  example = {"x": jnp.zeros((d.batch_size,) + train.x.shape[1:], jnp.float32)}
+  raw = spec_lib.abstract_batch(loader.spec, d.batch_size)
+  example = jax.eval_shape(
+      lambda b, r: variants.apply_batch(d.variant, b, loader.spec, r), raw, base_rng)
   abstract = jax.eval_shape(trainer.init, base_rng, example)
-  abstract = ckpt.abstract_like(abstract, parallel.replicated(mesh))
+  shardings = parallel.state_shardings(abstract, mesh, config.sharding, family.sharding_rules)
+  abstract = ckpt.abstract_like(abstract, shardings)
   checkpointer = ckpt.Checkpointer(workdir, config.keep_checkpoints)
-  return Run(config, workdir, mesh, train, family, trainer, checkpointer, abstract, base_rng)
+  return Run(config, workdir, mesh, train, loader, family, trainer, checkpointer, abstract,
+             shardings, base_rng)
 
 
 def init_or_restore(run: Run, require_checkpoint: bool = False,
                     step: int | None = None) -> types.TrainState:
-  """The checkpoint at `step` (default: latest) or, if none, a fresh state."""
+  """The checkpoint at `step` (default: latest); else `config.init_from`; else fresh.
+
+  The resume order: 1. this workdir's checkpoint; 2. a fresh state whose
+  parameters come from another run's checkpoint (`init_from`: fine-tuning,
+  stacking); 3. a fresh state.
+  """
   step = run.checkpointer.latest_step() if step is None else step
   if step is None:
     if require_checkpoint:
@@ -92,16 +107,17 @@ def init_or_restore(run: Run, require_checkpoint: bool = False,
           f"no checkpoint in {run.checkpointer.directory}; train first (--mode train)")
     # Initialize on a real global batch (the first B examples, in model space),
     # so data-dependent initializations (e.g. ActNorm) see data.
-    rep = parallel.replicated(run.mesh)
-    local = run.config.data.batch_size // jax.process_count()
-    start = jax.process_index() * local
-    raw = parallel.to_global(run.train_data.x[start:start + local], run.mesh)
+    raw = parallel.to_global(run.loader.first(), run.mesh)
     rng = parallel.fold(run.base_rng, "init")
+    variant, spec = run.config.data.variant, run.spec
 
     def init(rng, raw):
-      x = variants.apply(run.config.data.variant, raw, parallel.fold(rng, "data"))
-      return run.trainer.init(rng, {"x": x})
-    return jax.jit(init, out_shardings=rep)(rng, raw)
+      batch = variants.apply_batch(variant, raw, spec, parallel.fold(rng, "data"))
+      return run.trainer.init(rng, batch)
+    ts = jax.jit(init, out_shardings=run.shardings)(rng, raw)
+    if run.config.init_from.workdir:
+      ts = _init_params_from(run, ts)
+    return ts
   if step not in run.checkpointer.all_steps():
     raise errors.GenJaxError(
         f"no checkpoint for step {step}; available: {run.checkpointer.all_steps()}")
@@ -114,17 +130,61 @@ def init_or_restore(run: Run, require_checkpoint: bool = False,
   return state
 
 
+def _init_params_from(run: Run, ts: types.TrainState) -> types.TrainState:
+  """Copies every parameter array of `init_from`'s checkpoint that this model has.
+
+  Arrays are matched by player and path; a matched path whose shape differs
+  is an error, and so is a source sharing no parameter with this model.
+  Optimizer state, EMA and non-gradient state start fresh (the EMA from the
+  copied parameters).
+  """
+  src = run.config.init_from
+  source = ckpt.Checkpointer(src.workdir, 1, use_async=False)
+  try:
+    step = source.latest_step() if src.step < 0 else src.step
+    if step is None or step not in source.all_steps():
+      raise errors.GenJaxError(f"init_from: no checkpoint{'' if src.step < 0 else f' {step}'} "
+                               f"in {source.directory}; train that run first")
+    saved, _ = source.restore_raw(step)
+  finally:
+    source.close()
+  params = saved["params"] if src.get("use_ema", False) is False or not saved.get("ema") \
+      else saved["ema"]
+  flat_src = {parallel._path_str(p): v for p, v in
+              jax.tree_util.tree_flatten_with_path(params)[0]}
+  copied = []
+
+  def one(path, leaf):
+    name = parallel._path_str(path)
+    if name not in flat_src:
+      return leaf
+    value = np.asarray(flat_src[name])
+    if value.shape != leaf.shape:
+      raise errors.ConfigError(f"init_from: {name} has shape {value.shape} in {src.workdir} "
+                               f"but {leaf.shape} here")
+    copied.append(name)
+    return jax.device_put(value.astype(leaf.dtype), leaf.sharding)
+  new_params = jax.tree_util.tree_map_with_path(one, ts.params)
+  total = len(jax.tree.leaves(ts.params))
+  if not copied:
+    raise errors.ConfigError(f"init_from: {src.workdir} (step {step}) shares no parameter "
+                             f"path with this model")
+  log(f"initialized {len(copied)} of {total} parameter arrays from {src.workdir} at step {step}")
+  ema = None if ts.ema is None else new_params
+  return ts.replace(params=new_params, ema=ema)
+
+
 def train_step_fn(run: Run):
-  """The pure, unjitted step on a raw batch: (ts, {"x": u8[B, ...]}, base_rng) -> (ts, metrics).
+  """The pure, unjitted step on a raw batch: (ts, raw batch, base_rng) -> (ts, metrics).
 
   Keys come from (base_rng, ts.step): one for the data variant (e.g. the
   dynamic binarization), one for the trainer's updates.
   """
-  variant, trainer = run.config.data.variant, run.trainer
+  variant, trainer, spec = run.config.data.variant, run.trainer, run.spec
 
   def one(ts, raw, base_rng):
     rng = jax.random.fold_in(base_rng, ts.step)
-    batch = dict(raw, x=variants.apply(variant, raw["x"], parallel.fold(rng, "data")))
+    batch = variants.apply_batch(variant, raw, spec, parallel.fold(rng, "data"))
     return trainer.step(ts, batch, parallel.fold(rng, "update"))
   return one
 
@@ -144,7 +204,7 @@ def make_step_fn(run: Run, k: int | None = None):
     return jax.lax.scan(lambda t, r: one(t, r, base_rng), ts, raw)
 
   rep = parallel.replicated(run.mesh)
-  return jax.jit(multi, donate_argnums=0, out_shardings=(rep, rep))
+  return jax.jit(multi, donate_argnums=0, out_shardings=(run.shardings, rep))
 
 
 def _first_nonfinite(pending):
@@ -170,31 +230,42 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _samples(run: Run, ts: types.TrainState) -> np.ndarray:
+def eval_context(run: Run, ts: types.TrainState, writer) -> context.Context:
+  """The narrow view of a checkpoint that evaluators and sample writers get."""
+  return context.Context(
+      family=run.family, params=ts.eval_params(), state=ts.state,
+      step=int(jax.device_get(ts.step)), config=run.config, spec=run.spec, mesh=run.mesh,
+      rng=run.base_rng, workdir=run.workdir, writer=writer)
+
+
+def _samples(ctx: context.Context) -> np.ndarray:
   """config.num_samples samples from a fixed key (EMA params when present), on host."""
-  rng = parallel.fold(run.base_rng, "samples")
-  return np.asarray(parallel.to_host(
-      run.sample_fn(ts.eval_params(), ts.state, rng, run.config.num_samples)))
+  return ctx.samples(parallel.fold(ctx.rng, "samples"), ctx.config.num_samples)
 
 
-def write_images(run: Run, ts: types.TrainState, step: int) -> None:
-  """Sample grid (and reconstructions, when the family has encode/decode)."""
-  cfg = run.config
-  params = ts.eval_params()
-  x = _samples(run, ts)
+def write_samples(ctx: context.Context) -> list[str]:
+  """Samples in the format of their modality (and reconstructions for encode/decode families)."""
+  field = ctx.family.sample_field
+  x = _samples(ctx)
+  stem = os.path.join(ctx.workdir, "samples", f"samples_{ctx.step:08d}")
+  paths = []
   if parallel.is_main():
-    images.save_samples(os.path.join(run.workdir, "samples", f"samples_{step:08d}.png"),
-                        x, extent=run.config.get("plot_extent") or None)
-  if run.family.encode is None or run.family.decode is None:
-    return
-  n = min(32, len(run.train_data))
-  raw = jnp.asarray(run.train_data.x[:n])
-  xin = variants.apply(cfg.data.variant, raw, parallel.fold(run.base_rng, "recon"))
-  recon = run.reconstruct_fn(params, ts.state, xin)
+    spec = variants.model_spec(ctx.data.variant, ctx.spec)
+    paths = sample_files.write(stem, x, spec[field], extent=ctx.config.get("plot_extent"))
+    if spec[field].modality == "tokens" and ctx.writer is not None:
+      ctx.writer.write_text(ctx.step, "samples", sample_files.texts(x[:4], spec[field].vocab)[0])
+  if ctx.family.encode is None or ctx.family.decode is None:
+    return paths
+  raw = {k: jnp.asarray(v) for k, v in ctx.train_examples(32).items()}
+  xin = variants.apply_batch(ctx.data.variant, raw, ctx.spec,
+                             parallel.fold(ctx.rng, "recon"))[field]
+  recon = ctx.reconstruct_fn(ctx.params, ctx.state, xin)
   both = np.concatenate([np.asarray(xin), np.asarray(recon)])
   if parallel.is_main():
-    images.save_grid(os.path.join(run.workdir, "samples", f"reconstructions_{step:08d}.png"),
-                     both, rows=8)
+    path = os.path.join(ctx.workdir, "samples", f"reconstructions_{ctx.step:08d}.png")
+    images.save_grid(path, both, rows=8)
+    paths.append(path)
+  return paths
 
 
 @contextlib.contextmanager
@@ -241,6 +312,22 @@ def save_config(config, workdir: str) -> None:
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
+def train_prerequisites(config: ml_collections.ConfigDict) -> None:
+  """Trains the runs evaluators depend on (e.g. a feature classifier) when missing.
+
+  Only for evaluators with `train_missing=True` (smoke configs); otherwise a
+  missing run is the evaluator's one-line error naming the command.
+  """
+  for ec in config.evals.values():
+    module = registry.evaluator_module(ec.type)
+    if not ec.get("train_missing", False) or not hasattr(module, "prerequisites"):
+      continue
+    for spec, workdir in module.prerequisites(ec):
+      if not glob.glob(os.path.join(workdir, "checkpoints", "[0-9]*")):
+        log(f"training {spec} in {workdir} (needed by evals)")
+        train(config_lib.load_config(config_lib.resolve(spec)), workdir)
+
+
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (resuming if possible), checkpoints, and evaluates at the end.
 
@@ -255,13 +342,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   total, k = config.total_steps, config.steps_per_dispatch
   if start:
     log(f"resumed from {run.checkpointer.directory} at step {start}")
-  arrays = {"x": run.train_data.x}
-  if config.data.get("labels", False):   # supervised families (the classifier) read y
-    if run.train_data.y is None:
-      raise errors.ConfigError(f"data.labels is set but {config.data.name!r} has no labels")
-    arrays["y"] = run.train_data.y
-  loader = pipeline.Loader(arrays, config.data.batch_size, config.seed,
-                           jax.process_index(), jax.process_count())
+  save_vocab(run)
+  loader = run.loader
   step_fn = make_step_fn(run)
   meta = {"config": json.loads(config.to_json_best_effort())}
   pending, unchecked, step = [], [], start
@@ -300,7 +382,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
           if is_ckpt:
             run.checkpointer.save(step, ts, {**meta, "step": step})
           if config.sample_every_steps and step % config.sample_every_steps == 0 and step < total:
-            write_images(run, ts, step)
+            write_samples(eval_context(run, ts, writer))
     except KeyboardInterrupt:
       saved = _save_on_interrupt(run, ts, meta, unchecked)
       where = run.checkpointer.directory
@@ -308,15 +390,18 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
           f"resume" if saved is not None else
           f"interrupted: the last checkpoint is step {run.checkpointer.latest_step()} in {where}")
       if saved is not None:
-        recorder.finish(saved, time.time() - t0, len(run.train_data), interrupted=True)
+        recorder.finish(saved, time.time() - t0, run.train_examples, interrupted=True)
       raise
     run.checkpointer.wait()
     train_seconds = time.time() - t0
     if step > start:
       log(f"trained {step - start} steps in {_fmt_time(train_seconds)}")
-    write_images(run, ts, step)
-    results = run_evals(run, ts, step, writer) if config.eval_at_end else {}
-    recorder.finish(step, train_seconds, len(run.train_data))
+    ctx = eval_context(run, ts, writer)
+    write_samples(ctx)
+    if config.eval_at_end:
+      train_prerequisites(config)
+    results = run_evals(ctx) if config.eval_at_end else {}
+    recorder.finish(step, train_seconds, run.train_examples)
   finally:
     writer.close()
     run.close()
@@ -334,23 +419,68 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
   step = int(jax.device_get(ts.step))
   writer = writers.MetricWriter(workdir)
   try:
-    write_images(run, ts, step)
-    return run_evals(run, ts, step, writer)
+    check_vocab(run)
+    train_prerequisites(config)
+    ctx = eval_context(run, ts, writer)
+    write_samples(ctx)
+    return run_evals(ctx)
   finally:
     writer.close()
     run.close()
 
 
 def sample(config, workdir: str, step: int | None = None) -> str:
-  """Writes a sample grid PNG and an npz of samples from a checkpoint."""
+  """Writes samples from a checkpoint in their modality's format, and an npz of them.
+
+  Returns the path of the main file (PNG grid or plot, text, CSV).
+  """
   run = setup(config, workdir)
-  ts = init_or_restore(run, require_checkpoint=True, step=step)
-  step = int(jax.device_get(ts.step))
-  x = _samples(run, ts)
-  run.close()
-  path = os.path.join(workdir, "samples", f"samples_{step:08d}")
+  try:
+    check_vocab(run)
+    ts = init_or_restore(run, require_checkpoint=True, step=step)
+    ctx = eval_context(run, ts, None)
+    x = _samples(ctx)
+  finally:
+    run.close()
+  stem = os.path.join(workdir, "samples", f"samples_{ctx.step:08d}")
+  field = variants.model_spec(config.data.variant, run.spec)[run.family.sample_field]
+  paths = [stem + ".png"]
   if parallel.is_main():
-    images.save_samples(path + ".png", x, extent=config.get("plot_extent") or None)
-    np.savez_compressed(path + ".npz", samples=x)
-    log(f"wrote {path}.png and .npz ({config.num_samples} samples, step {step})")
-  return path + ".png"
+    paths = sample_files.write(stem, x, field, extent=config.get("plot_extent"))
+    np.savez_compressed(stem + ".npz", samples=x)
+    log(f"wrote {paths[0]} and {stem}.npz ({config.num_samples} samples, step {ctx.step})")
+    if field.modality == "tokens":
+      print(sample_files.texts(x[:1], field.vocab)[0], flush=True)
+  return paths[0]
+
+
+def _vocab_of(run: Run) -> dict:
+  return {k: list(f.vocab) for k, f in run.spec.items() if f.vocab}
+
+
+def save_vocab(run: Run) -> None:
+  """Stores the token vocabulary with the run (`vocab.json`), or checks the stored one."""
+  vocab = _vocab_of(run)
+  path = os.path.join(run.workdir, "vocab.json")
+  if not vocab:
+    return
+  if os.path.isfile(path):
+    check_vocab(run)
+  elif parallel.is_main():
+    os.makedirs(run.workdir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(vocab, f, ensure_ascii=False)
+
+
+def check_vocab(run: Run) -> None:
+  """The data's vocabulary must be the one the run was trained with."""
+  path = os.path.join(run.workdir, "vocab.json")
+  vocab = _vocab_of(run)
+  if not vocab or not os.path.isfile(path):
+    return
+  with open(path) as f:
+    stored = json.load(f)
+  if stored != vocab:
+    raise errors.DataError(
+        f"the data's vocabulary differs from the one stored with this run ({path}); token ids "
+        f"would not match: use the training text or a new workdir")

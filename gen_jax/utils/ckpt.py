@@ -37,6 +37,16 @@ class Checkpointer:
         state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
     return out.state, out.meta
 
+  def restore_raw(self, step: int):
+    """(state as saved: nested dicts of arrays, meta) with no target structure.
+
+    For reading another run's parameters (fine-tuning, feature classifiers)
+    without building its trainer.
+    """
+    out = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    return out.state, out.meta
+
   def wait(self) -> None:
     self.manager.wait_until_finished()
 
@@ -46,6 +56,12 @@ class Checkpointer:
 
 
 def abstract_like(tree, sharding):
-  """ShapeDtypeStructs of `tree` (itself abstract or concrete) with `sharding`."""
+  """ShapeDtypeStructs of `tree` (itself abstract or concrete) with `sharding`.
+
+  `sharding` is one sharding for every leaf or a tree of them shaped like `tree`.
+  """
+  if isinstance(sharding, jax.sharding.Sharding):
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
   return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, sharding)

@@ -41,6 +41,12 @@ class MetricWriter:
       self._tb.add_scalar(k, v, int(step))
     self._tb.flush()
 
+  def write_text(self, step: int, tag: str, text: str) -> None:
+    """A text sample in TensorBoard's text tab."""
+    if self.active:
+      self._tb.add_text(tag, text, int(step))
+      self._tb.flush()
+
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()

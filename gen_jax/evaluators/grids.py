@@ -3,44 +3,43 @@
 `interpolation` encodes pairs of test images, decodes `steps` points on the
 line between their posterior means and saves one row per pair to
 `<workdir>/samples/interpolation_<step>.png`. `samples` passes
-`ec.kwargs` to `family.sample` (e.g. a flow's temperature).
+`ec.kwargs` to `family.sample` (e.g. a flow's temperature) and writes samples
+that are not images (text, tables) in their own format.
 """
-import os
-
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import errors, parallel
-from gen_jax.data import sources, variants
-from gen_jax.utils import images
+from gen_jax.data import variants
+from gen_jax.utils import images, sample_files
 
 
-def evaluate(run, ts, name: str, ec) -> dict:
+def evaluate(ctx, name: str, ec) -> dict:
   kind = ec.type
-  step = int(jax.device_get(ts.step))
-  family, d = run.family, run.config.data
-  params = ts.eval_params()
-  path = os.path.join(run.workdir, "samples", f"{name}_{step:08d}.png")
+  family, field = ctx.family, ctx.family.sample_field
   if kind == "samples":
     kwargs = dict(ec.get("kwargs", {}))   # e.g. temperature=0.7 for flows
-    x = run.sample_fn(params, ts.state, parallel.fold(run.base_rng, "eval", name), ec.num,
-                      **kwargs)
-    grid = np.asarray(parallel.to_host(x))
-    rows = None
+    x = ctx.samples(ctx.key(name), ec.num, **kwargs)
+    spec = variants.model_spec(ctx.data.variant, ctx.spec)
+    if spec[field].modality not in ("image", "points"):
+      stem = ctx.stem(name)
+      paths = sample_files.write(stem, x, spec[field]) if parallel.is_main() else [stem]
+      return {f"{name}/file": (paths[0], f"{ec.num} samples ({spec[field].modality})")}
+    grid, rows = x, None
   else:
     if family.encode is None or family.decode is None:
       raise errors.ConfigError(f"evaluator {kind!r} needs a family with encode/decode")
-    split = sources.load(d.name, d.eval_split, d.path, d.download)
-    raw, variant = variants.eval_arrays(d.variant, split.x[:2 * ec.num])
-    x = variants.apply(variant, jnp.asarray(raw), parallel.fold(run.base_rng, "eval", name))
+    split = ctx.split()
+    raw = {k: jnp.asarray(v[:2 * ec.num]) for k, v in split.arrays.items()}
+    x = variants.apply_batch(split.variant, raw, split.spec, ctx.key(name))[field]
     if kind == "reconstructions":
-      rec = run.reconstruct_fn(params, ts.state, x[:ec.num])
+      rec = ctx.reconstruct_fn(ctx.params, ctx.state, x[:ec.num])
       grid, rows = np.concatenate([np.asarray(x[:ec.num]), np.asarray(rec)]), 2
     else:
-      grid, rows = interpolate(family, params, ts.state, x, ec.num, ec.steps), ec.num
+      grid, rows = interpolate(family, ctx.params, ctx.state, x, ec.num, ec.steps), ec.num
+  path = ctx.path(name, "png")
   if parallel.is_main():
-    images.save_samples(path, grid, rows=rows, extent=run.config.get("plot_extent") or None)
+    images.save_samples(path, grid, rows=rows, extent=ctx.config.get("plot_extent") or None)
   return {f"{name}/png": (path, f"{kind} grid")}
 
 

@@ -8,12 +8,12 @@ comparable at the same classifier checkpoint, n_real, n_fake and reference
 split; every result's unit string states them.
 
 Config keys (`config.evals.<name>`), type "sample_quality":
-  classifier_config: experiment spec that trains the classifier, e.g.
-    "experiments/classifier_mnist.py" (relative paths: to the working
-    directory, then to the repository root)
-  classifier_workdir: its workdir (checkpoint); a missing checkpoint is an
-    error naming the command that trains it, unless train_missing is True
-    (smoke configs: the evaluator then trains it first, seconds on digits)
+  classifier_workdir: the classifier's workdir; its own config.json and
+    latest checkpoint are restored (no trainer, no experiment file is run)
+  classifier_config: the experiment that trains it, e.g.
+    "experiments/classifier_mnist.py": named in the error for a missing
+    checkpoint and, with train_missing True (smoke configs), trained first by
+    the run loop (seconds on digits)
   classifier_name: names the feature space in result keys ("" =
     "<dataset>_cnn", e.g. "mnist_cnn")
   num_samples: generated samples n_fake; num_real: real examples of
@@ -36,14 +36,13 @@ import os
 from typing import Callable
 
 import jax
+import ml_collections
 import numpy as np
 
-from gen_jax import config_lib, errors, parallel
-from gen_jax.data import sources, variants
+from gen_jax import errors, parallel
 from gen_jax.metrics import modes
 from gen_jax.metrics import sample_quality as sq
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gen_jax.utils import ckpt
 
 
 @dataclasses.dataclass
@@ -70,49 +69,60 @@ class Classifier:
 
 
 _CACHE: dict = {}
+DEFAULT_CONFIG = "experiments/classifier_mnist.py"
+DEFAULT_WORKDIR = "runs/classifier_mnist"
 
 
-def _resolve(path: str) -> str:
-  if os.path.isabs(path) or os.path.exists(path.partition(":")[0]):
-    return path
-  return os.path.join(REPO, path)
+def prerequisites(ec) -> list:
+  """Runs that must exist before this evaluator: [(experiment spec, workdir)].
+
+  The run loop trains a missing one first when `ec.train_missing` is set
+  (smoke configs); evaluators themselves never train.
+  """
+  return [(ec.get("classifier_config", DEFAULT_CONFIG),
+           ec.get("classifier_workdir", DEFAULT_WORKDIR))]
 
 
 def load_classifier(ec) -> Classifier:
-  """Restores the classifier named by ec.classifier_config / ec.classifier_workdir."""
+  """Restores the classifier in ec.classifier_workdir from its own saved config.
+
+  The workdir's `config.json` (written when it was trained) gives the
+  architecture; its latest checkpoint gives the parameters (the EMA when the
+  run kept one). No trainer is built and no experiment file is run.
+  """
   from gen_jax.models import classifier  # pylint: disable=g-import-not-at-top
-  from gen_jax.trainers import loop  # pylint: disable=g-import-not-at-top
-  spec = ec.get("classifier_config", "experiments/classifier_mnist.py")
-  workdir = ec.get("classifier_workdir", "runs/classifier_mnist")
-  key = (spec, os.path.abspath(workdir))
+  spec = ec.get("classifier_config", DEFAULT_CONFIG)
+  workdir = ec.get("classifier_workdir", DEFAULT_WORKDIR)
+  key = os.path.abspath(workdir)
   if key in _CACHE:
     return _CACHE[key]
-  config = config_lib.load_config(_resolve(spec))
-  has_ckpt = glob.glob(os.path.join(workdir, "checkpoints", "[0-9]*"))
-  if not has_ckpt:
-    if not ec.get("train_missing", False):
-      raise errors.GenJaxError(
-          f"no classifier checkpoint in {workdir}; train it first with\n"
-          f"  python -m gen_jax.main --config {spec} --workdir {workdir}\n"
-          f"or point evals.<name>.classifier_workdir at an existing run")
-    loop.train(config, workdir)
-  run = loop.setup(config, workdir)
+  config_path = os.path.join(workdir, "config.json")
+  if not (glob.glob(os.path.join(workdir, "checkpoints", "[0-9]*"))
+          and os.path.isfile(config_path)):
+    raise errors.GenJaxError(
+        f"no classifier checkpoint in {workdir}; train it first with\n"
+        f"  python -m gen_jax.main --config {spec} --workdir {workdir}\n"
+        f"or point evals.<name>.classifier_workdir at an existing run")
+  with open(config_path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  checkpointer = ckpt.Checkpointer(workdir, 1, use_async=False)
   try:
-    ts = loop.init_or_restore(run, require_checkpoint=True)
+    step = checkpointer.latest_step()
+    saved, _ = checkpointer.restore_raw(step)
   finally:
-    run.close()
-  step = int(jax.device_get(ts.step))
-  params = jax.device_get(ts.eval_params())
+    checkpointer.close()
+  params = saved["ema"] if saved.get("ema") else saved["params"]
+  params = jax.tree.map(np.asarray, params)
   sha = hashlib.sha256(b"".join(np.asarray(v).tobytes()
                                 for v in jax.tree.leaves(params))).hexdigest()
   accuracy = _recorded_accuracy(workdir, step)
   net = classifier.make_net(config.model)
   fn = jax.jit(lambda x: classifier.features(net, params, x))
   name = ec.get("classifier_name", "") or f"{config.data.name}_cnn"
-  desc = (f"{name}: {spec} at step {step}, test accuracy {accuracy}, params sha256 "
+  trained_by = config.get("experiment", "") or spec
+  desc = (f"{name}: {trained_by} at step {step}, test accuracy {accuracy}, params sha256 "
           f"{sha[:12]}")
-  _CACHE[key] = Classifier(workdir, name, desc, fn,
-                           ec.get("batch_size", 1000))
+  _CACHE[key] = Classifier(workdir, name, desc, fn, ec.get("batch_size", 1000))
   return _CACHE[key]
 
 
@@ -126,29 +136,29 @@ def _recorded_accuracy(workdir: str, step: int) -> str:
   return f"{acc[0]:.4f}" if acc else "not recorded"
 
 
-def _real_images(run, split: str, n: int) -> tuple[np.ndarray, str]:
+def _real_images(ctx, split: str, n: int) -> tuple[np.ndarray, str]:
   """f32[n, H, W, C] real images in model space ([0, 1]) and where they came from."""
-  d = run.config.data
-  data = sources.load(d.name, split, d.path, d.download)
-  raw, variant = variants.eval_arrays(d.variant, data.x)
+  data = ctx.split(split)
+  if data.variant not in ("grayscale", "dequantized_8bit"):
+    raise errors.ConfigError(
+        f"sample_quality needs grayscale images (got variant {data.variant!r})")
+  raw = data.arrays["x"]
   raw = raw[:n] if n else raw
-  if variant not in ("grayscale", "dequantized_8bit"):
-    raise errors.ConfigError(f"sample_quality needs grayscale images (got variant {variant!r})")
-  return raw.astype(np.float32) / 255.0, f"{d.name}:{split}"
+  return raw.astype(np.float32) / 255.0, f"{ctx.data.name}:{split}"
 
 
-def evaluate(run, ts, name: str, ec) -> dict:
-  from gen_jax.evaluators import modes as modes_eval  # pylint: disable=g-import-not-at-top
+def evaluate(ctx, name: str, ec) -> dict:
+  from gen_jax.evaluators import mode_coverage  # pylint: disable=g-import-not-at-top
   clf = load_classifier(ec)
-  d = run.config.data
+  d = ctx.data
   split = ec.get("real_split", "") or d.eval_split
   n_fake = ec.get("num_samples", 10000)
-  real, where = _real_images(run, split, ec.get("num_real", 0))
-  fake = modes_eval.generated(run, ts, name, n_fake, ec.get("batch_size", 1000))
+  real, where = _real_images(ctx, split, ec.get("num_real", 0))
+  fake = mode_coverage.generated(ctx, name, n_fake, ec.get("batch_size", 1000))
   f_real, _ = clf.features(real)
   f_fake, p_fake = clf.features(fake)
   # The floor: real training examples instead of generated ones, same sizes.
-  train_x = run.train_data.x[:n_fake].astype(np.float32) / 255.0
+  train_x = ctx.train_examples(n_fake)["x"].astype(np.float32) / 255.0
   f_train, _ = clf.features(train_x)
   c, seed = clf.name, parallel.hash_str(name)
   subsets, subset_size = ec.get("kid_subsets", 100), ec.get("kid_subset_size", 1000)

@@ -9,42 +9,49 @@ type "modes" (ring8 / grid25 runs; VEEGAN and PacGAN protocol):
 
 type "stacked_mnist_modes" (Metz et al. 2016; VEEGAN; PacGAN):
   classifier_workdir / classifier_config: the digit classifier (see
-  gen_jax.evaluators.sample_quality); num_samples (26,000 in PacGAN);
+  gen_jax.evaluators.feature_space); num_samples (26,000 in PacGAN);
   batch_size. Each channel of a generated 3-channel image is classified;
   results `<name>/modes_covered` (of 1000) and `<name>/kl_to_uniform` (nats,
   KL(p_hat || uniform over 1000 modes)), plus the per-channel class balance.
 """
 import numpy as np
 
-from gen_jax import errors, parallel
+from gen_jax import errors
+from gen_jax.data import toy2d
 from gen_jax.metrics import modes
 
 MIXTURES = {
-    "ring8": (lambda: modes.ring_modes(8), modes.RING_STD),
-    "grid25": (lambda: modes.grid_modes(5), modes.GRID_STD),
+    "ring8": (lambda: toy2d.ring_modes(8), toy2d.RING_STD),
+    "grid25": (lambda: toy2d.grid_modes(5), toy2d.GRID_STD),
 }
 
 
-def generated(run, ts, name: str, n: int, batch: int = 0) -> np.ndarray:
-  """n samples from the run's generator (EMA params when present), on the host."""
-  params, out = ts.eval_params(), []
-  batch = min(batch or n, n)
+def generated(ctx, name: str, n: int, batch: int = 0) -> np.ndarray:
+  """n samples from the checkpoint's generator (EMA params when present), on the host."""
+  out, batch = [], min(batch or n, n)
   for i in range(0, n, batch):
-    rng = parallel.fold(run.base_rng, "eval", name, i)
-    out.append(np.asarray(parallel.to_host(run.sample_fn(params, ts.state, rng, batch))))
+    out.append(ctx.samples(ctx.key(name, i), batch))
   return np.concatenate(out)[:n]
 
 
-def evaluate(run, ts, name: str, ec) -> dict:
+def prerequisites(ec) -> list:
+  """The digit classifier run for Stacked-MNIST (see feature_space.prerequisites)."""
+  if ec.type != "stacked_mnist_modes":
+    return []
+  from gen_jax.evaluators import feature_space  # pylint: disable=g-import-not-at-top
+  return feature_space.prerequisites(ec)
+
+
+def evaluate(ctx, name: str, ec) -> dict:
   if ec.type == "stacked_mnist_modes":
-    return _stacked(run, ts, name, ec)
-  mixture = ec.get("mixture", "") or run.config.data.name
+    return _stacked(ctx, name, ec)
+  mixture = ec.get("mixture", "") or ctx.data.name
   if mixture not in MIXTURES:
     raise errors.ConfigError(errors.choices("modes mixture", mixture, MIXTURES))
   centers_fn, std = MIXTURES[mixture]
   n = ec.get("num_samples", 2500)
   threshold = ec.get("threshold", 3.0)
-  x = generated(run, ts, name, n)
+  x = generated(ctx, name, n)
   s = modes.mode_stats(x, centers_fn(), std, threshold=threshold,
                        min_count=ec.get("min_count", 1))
   k = len(s["counts"])
@@ -61,11 +68,11 @@ def evaluate(run, ts, name: str, ec) -> dict:
   }
 
 
-def _stacked(run, ts, name: str, ec) -> dict:
-  from gen_jax.evaluators import sample_quality  # pylint: disable=g-import-not-at-top
-  clf = sample_quality.load_classifier(ec)
+def _stacked(ctx, name: str, ec) -> dict:
+  from gen_jax.evaluators import feature_space  # pylint: disable=g-import-not-at-top
+  clf = feature_space.load_classifier(ec)
   n = ec.get("num_samples", 26000)
-  x = generated(run, ts, name, n, ec.get("batch_size", 1000))
+  x = generated(ctx, name, n, ec.get("batch_size", 1000))
   if x.ndim != 4 or x.shape[-1] != 3:
     raise errors.ConfigError(f"stacked_mnist_modes needs 3-channel images (got {x.shape})")
   # One classifier call per channel, each channel a grayscale digit.
