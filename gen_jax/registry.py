@@ -15,6 +15,9 @@ FAMILIES = {
     "gan": "gen_jax.models.gan",
     "classifier": "gen_jax.models.classifier",
     "flow": "gen_jax.models.flows",
+    "gpt": "gen_jax.models.gpt",
+    "mlm": "gen_jax.models.mlm",
+    "seq2seq": "gen_jax.models.seq2seq",
 }
 
 TRAINERS = {

@@ -1,0 +1,1 @@
+"""Pure inference algorithms (samplers, message passing, AIS) that sit below the families."""
