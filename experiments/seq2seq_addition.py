@@ -9,7 +9,8 @@ Data: 3-digit operands, inputs "a+b=" right-padded with spaces (8 tokens),
 
 Commands:
   python -m gen_jax.main --config experiments/seq2seq_addition.py --workdir runs/seq2seq_addition
-      2 + 2 layers x 64, 3,000 steps of batch 128; 2 CPU cores, a few minutes
+      2 + 2 layers x 128, 8,000 steps of batch 128; 2 CPU cores, about 10 minutes
+      (2 + 2 layers x 64 for 3,000 steps reached 86% exact match)
   python -m gen_jax.main --config experiments/seq2seq_addition.py:smoke --workdir /tmp/add
       seconds; used by the tests
 Variants: "" (default), "smoke".
@@ -25,12 +26,12 @@ def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
   c = config_lib.base()
   c.family = "seq2seq"
-  c.model = seq2seq.default_model(task="pairs", n_layer=2, n_dec_layer=2, n_head=4, n_embd=64,
+  c.model = seq2seq.default_model(task="pairs", n_layer=2, n_dec_layer=2, n_head=4, n_embd=128,
                                   pad_id=arith.PAD_ID)
   c.sample = seq2seq.default_sample(prompt="123+877=")
   c.data.update(name="addition", variant="tokens", batch_size=128,
                 options=dict(digits=3, num_train=100_000, num_test=1_000, seed=0))
-  steps = 3000
+  steps = 8000
   c.optim.model = optim.adam(1e-3, name="adamw", b2=0.99, weight_decay=0.01, decay="matrices",
                              schedule="cosine", warmup_steps=100, decay_steps=steps,
                              final_lr_frac=0.1, grad_clip_norm=1.0)

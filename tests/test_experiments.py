@@ -50,7 +50,8 @@ def test_smoke_trains_resumes_evaluates_and_samples(path, tmp_path, capsys):
   assert results and all(v == v for v in results.values() if isinstance(v, float))
   assert os.path.isfile(os.path.join(workdir, "config.json"))
   assert glob.glob(os.path.join(workdir, "tb", "events.out.tfevents.*"))
-  assert glob.glob(os.path.join(workdir, "samples", f"samples_{steps:08d}.png"))
+  # Samples in their modality's format: a PNG grid or plot, text, or CSV.
+  assert glob.glob(os.path.join(workdir, "samples", f"samples_{steps:08d}.*"))
   # Rerunning with a longer schedule resumes from the last checkpoint.
   longer = config_lib.load_config(spec, [f"total_steps={2 * steps}"])
   loop.train(longer, workdir)

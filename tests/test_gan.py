@@ -242,7 +242,7 @@ def test_packing_with_gradient_penalty_or_bad_sizes_is_rejected():
   for model, match in ((dict(pack=2, loss="wasserstein", gp_weight=1.0, d_norm="none"),
                         "gradient penalty"), (dict(pack=0), "model.pack")):
     with pytest.raises(errors.ConfigError, match=match):
-      gan.make(_config("mlp", (2,), **model), (2,))
+      gan.make(_config("mlp", (2,), **model), spec_lib.example((2,)))
 
 
 def test_gradient_penalty_with_batchnorm_critic_is_rejected():

@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from gen_jax import config_lib, errors
+from gen_jax.data import spec as spec_lib
 from gen_jax.models import vae
 
 D, L, SIGMA = 5, 2, 0.5
@@ -36,7 +37,7 @@ def _linear_gaussian(perturb=0.0, seed=0):
   b = rng.normal(size=D)
   post_var = 1.0 / (1.0 + (w * w).sum(0) / SIGMA**2)             # [L]
   a = post_var[:, None] * w.T / SIGMA**2                          # mu = a (x - b)
-  family = vae.make(_config(), (1, D, 1))
+  family = vae.make(_config(), spec_lib.example((1, D, 1)))
   params, _ = family.init(jax.random.key(0), {"x": jnp.zeros((1, 1, D, 1))})
   enc_kernel = np.zeros((D, 2 * L))
   enc_kernel[:, :L] = a.T + perturb * rng.normal(size=(D, L))
@@ -95,7 +96,7 @@ def test_elbo_never_exceeds_iwae_estimate_from_the_same_samples():
 
 def test_training_elbo_with_closed_form_kl_matches_sampled_elbo():
   family, params, exact, sample = _linear_gaussian(perturb=0.3)
-  fam_elbo = vae.make(_config(objective="elbo"), (1, D, 1))
+  fam_elbo = vae.make(_config(objective="elbo"), spec_lib.example((1, D, 1)))
   x = sample(64)
   losses = jax.vmap(lambda r: fam_elbo.loss("model", params, {}, {"x": x}, r)[0])(
       jax.random.split(jax.random.key(0), 2000))
@@ -104,7 +105,7 @@ def test_training_elbo_with_closed_form_kl_matches_sampled_elbo():
 
 
 def test_iwae_training_loss_is_the_k_sample_bound():
-  family_k = vae.make(_config(objective="iwae", k=7), (1, D, 1))
+  family_k = vae.make(_config(objective="iwae", k=7), spec_lib.example((1, D, 1)))
   _, params, _, sample = _linear_gaussian(perturb=0.4)
   x = sample(8)
   loss, (_, metrics) = family_k.loss("model", params, {}, {"x": x}, jax.random.key(5))
@@ -115,8 +116,9 @@ def test_iwae_training_loss_is_the_k_sample_bound():
 def test_beta_vae_weights_the_kl_term():
   _, params, _, sample = _linear_gaussian(perturb=0.2)
   x, r = sample(16), jax.random.key(0)
-  elbo = vae.make(_config(objective="elbo"), (1, D, 1)).loss("model", params, {}, {"x": x}, r)
-  beta = vae.make(_config(objective="beta", beta=4.0), (1, D, 1)).loss(
+  spec = spec_lib.example((1, D, 1))
+  elbo = vae.make(_config(objective="elbo"), spec).loss("model", params, {}, {"x": x}, r)
+  beta = vae.make(_config(objective="beta", beta=4.0), spec_lib.example((1, D, 1))).loss(
       "model", params, {}, {"x": x}, r)
   kl = elbo[1][1]["kl"]
   np.testing.assert_allclose(beta[0] - elbo[0], 3.0 * kl, rtol=1e-5)
@@ -130,7 +132,7 @@ def test_beta_vae_weights_the_kl_term():
 def test_architectures_give_finite_losses_and_image_samples(arch, likelihood, variant):
   hidden = (8, 8) if arch == "conv" else (16,)
   family = vae.make(_config("iwae", likelihood, variant, arch=arch, hidden=hidden, k=3),
-                    (8, 8, 1))
+                    spec_lib.example((8, 8, 1)))
   x = (jax.random.uniform(jax.random.key(0), (4, 8, 8, 1)) > 0.5).astype(jnp.float32)
   params, state = family.init(jax.random.key(1), {"x": x})
   loss, _ = family.loss("model", params, state, {"x": x}, jax.random.key(2))
@@ -147,4 +149,4 @@ def test_architectures_give_finite_losses_and_image_samples(arch, likelihood, va
 ])
 def test_bad_model_configs_are_rejected(model, variant, match):
   with pytest.raises(errors.ConfigError, match=match):
-    vae.make(_config(variant=variant, **model), (8, 8, 1))
+    vae.make(_config(variant=variant, **model), spec_lib.example((8, 8, 1)))
