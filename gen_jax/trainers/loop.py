@@ -78,6 +78,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   parallel.check_batch(d.batch_size, mesh)
   loader = pipeline.train_loader(train, d, config.seed, jax.process_index(),
                                  jax.process_count())
+  _check_vocab(workdir, loader.spec)
   family = family_module.make(config, variants.model_spec(d.variant, loader.spec))
   trainer = trainer_module.make(family, config)
   base_rng = jax.random.key(config.seed)
@@ -419,7 +420,6 @@ def evaluate(config, workdir: str, step: int | None = None) -> dict:
   step = int(jax.device_get(ts.step))
   writer = writers.MetricWriter(workdir)
   try:
-    check_vocab(run)
     train_prerequisites(config)
     ctx = eval_context(run, ts, writer)
     write_samples(ctx)
@@ -436,7 +436,6 @@ def sample(config, workdir: str, step: int | None = None) -> str:
   """
   run = setup(config, workdir)
   try:
-    check_vocab(run)
     ts = init_or_restore(run, require_checkpoint=True, step=step)
     ctx = eval_context(run, ts, None)
     x = _samples(ctx)
@@ -454,28 +453,24 @@ def sample(config, workdir: str, step: int | None = None) -> str:
   return paths[0]
 
 
-def _vocab_of(run: Run) -> dict:
-  return {k: list(f.vocab) for k, f in run.spec.items() if f.vocab}
+def _vocab_of(spec: dict) -> dict:
+  return {k: list(f.vocab) for k, f in spec.items() if f.vocab}
 
 
 def save_vocab(run: Run) -> None:
-  """Stores the token vocabulary with the run (`vocab.json`), or checks the stored one."""
-  vocab = _vocab_of(run)
+  """Stores the token vocabulary with the run (`vocab.json`; setup checks it on reruns)."""
+  vocab = _vocab_of(run.spec)
   path = os.path.join(run.workdir, "vocab.json")
-  if not vocab:
-    return
-  if os.path.isfile(path):
-    check_vocab(run)
-  elif parallel.is_main():
+  if vocab and not os.path.isfile(path) and parallel.is_main():
     os.makedirs(run.workdir, exist_ok=True)
     with open(path, "w") as f:
       json.dump(vocab, f, ensure_ascii=False)
 
 
-def check_vocab(run: Run) -> None:
+def _check_vocab(workdir: str, spec: dict) -> None:
   """The data's vocabulary must be the one the run was trained with."""
-  path = os.path.join(run.workdir, "vocab.json")
-  vocab = _vocab_of(run)
+  path = os.path.join(workdir, "vocab.json")
+  vocab = _vocab_of(spec)
   if not vocab or not os.path.isfile(path):
     return
   with open(path) as f:
