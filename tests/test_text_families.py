@@ -172,9 +172,23 @@ print("done")
 """
 
 
+def _final(config, workdir):
+  run = loop.setup(config, workdir)
+  try:
+    return loop.init_or_restore(run, require_checkpoint=True)
+  finally:
+    run.close()
+
+
 def test_fsdp_and_tensor_parallel_meshes_give_the_losses_of_one_device(tmp_path):
   config = config_lib.load_config(GPT_SMOKE, ["eval_at_end=False"])
   loop.train(config, str(tmp_path / "one"))
+  # Resume is bit-identical: 10 steps, then the same command continued to 20.
+  half = config_lib.load_config(GPT_SMOKE, ["eval_at_end=False", "total_steps=10"])
+  loop.train(half, str(tmp_path / "resumed"))
+  loop.train(config, str(tmp_path / "resumed"))
+  jax.tree.map(np.testing.assert_array_equal, _final(config, str(tmp_path / "resumed")).params,
+               _final(config, str(tmp_path / "one")).params)
   out = run_main.__globals__["subprocess"].run(
       [run_main.__globals__["sys"].executable, "-c", MESH_SCRIPT, GPT_SMOKE, str(tmp_path)],
       env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
