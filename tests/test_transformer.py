@@ -305,3 +305,14 @@ def test_matches_pytorch_nanogpt(gpt):
   with torch.no_grad():
     expected = ref(torch.tensor(np.asarray(tokens), dtype=torch.long)).numpy()
   np.testing.assert_allclose(forward(params, tokens), expected, atol=1e-4)
+
+
+def test_gelu_is_the_exact_gelu_in_values_and_gradients():
+  x = jnp.linspace(-8.0, 8.0, 2001)
+  np.testing.assert_allclose(tfm.gelu_exact(x), jax.nn.gelu(x, approximate=False),
+                             atol=1e-6, rtol=1e-6)
+  g = jax.vmap(jax.grad(tfm.gelu_exact))(x)
+  ref = jax.vmap(jax.grad(lambda v: jax.nn.gelu(v, approximate=False)))(x)
+  np.testing.assert_allclose(g, ref, atol=5e-6, rtol=1e-5)
+  # Not the tanh approximation, which differs by up to ~5e-4.
+  assert float(jnp.abs(tfm.gelu_exact(x) - jax.nn.gelu(x, approximate=True)).max()) > 1e-4
