@@ -8,6 +8,8 @@ experiment overrides what it needs and says the rest explicitly.
 """
 import ast
 import importlib.util
+import json
+import math
 import os
 from typing import Iterable, Sequence
 
@@ -58,6 +60,8 @@ def base() -> ml_collections.ConfigDict:
   c.plot_extent = 0.0            # 2-D plots cover [-e, e]^2; 0 = from the samples
   c.eval_at_end = True
   c.evals = ml_collections.ConfigDict()   # name -> {type: registry.EVALUATORS key, ...}
+  # Resume although keys outside RESUME_MAY_CHANGE differ from the run's config.json.
+  c.allow_config_change = False
   # The published number this experiment reproduces (shown beside results).
   c.reference = ml_collections.ConfigDict(dict(
       metric="",                 # an evaluator result key, e.g. "test_ll/nll_iwae"
@@ -175,7 +179,12 @@ def _coerce(text: str, old, key: str):
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Checks the trainer-level keys that do not depend on the family."""
+  """Checks the trainer-level keys that do not depend on the family.
+
+  Everything here would otherwise fail (or silently misbehave) only once the
+  run is under way: a zero batch, a NaN learning rate that trains until the
+  NaN guard stops it, a keep_checkpoints=0 that keeps nothing.
+  """
   k = config.steps_per_dispatch
   if k < 1:
     raise errors.ConfigError("steps_per_dispatch must be >= 1")
@@ -192,3 +201,84 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f"steps_per_dispatch={k}")
   if not 0.0 <= config.ema_decay < 1.0:
     raise errors.ConfigError(f"ema_decay must be in [0, 1) (got {config.ema_decay})")
+  if config.sample_every_steps < 0:
+    raise errors.ConfigError(
+        f"sample_every_steps must be >= 0 (got {config.sample_every_steps}; 0 = only at the end)")
+  if config.keep_checkpoints < 1:
+    raise errors.ConfigError(
+        f"keep_checkpoints must be >= 1 (got {config.keep_checkpoints}): it is how many of the "
+        f"newest checkpoints are kept")
+  if config.data.batch_size < 1:
+    raise errors.ConfigError(f"data.batch_size must be >= 1 (got {config.data.batch_size})")
+  for player, section in config.optim.items():
+    if not isinstance(section, ml_collections.ConfigDict) or section.get("name") == "frozen":
+      continue
+    lr = section.get("lr")
+    if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+      raise errors.ConfigError(
+          f"optim.{player}.lr must be a finite number > 0 (got {lr}); set "
+          f"--config.optim.{player}.lr=1e-3 or similar")
+  for name, ec in config.evals.items():
+    for key, low in (("batch_size", 1), ("num_examples", 0), ("num", 1)):
+      value = ec.get(key) if isinstance(ec, ml_collections.ConfigDict) else None
+      if isinstance(value, (int, float)) and not isinstance(value, bool) and value < low:
+        raise errors.ConfigError(f"evals.{name}.{key} must be >= {low} (got {value})")
+
+
+# Keys a resumed run may change: how long it runs, what it logs and evaluates and
+# where its devices are, none of which changes the trained parameters beyond
+# float rounding (a new mesh, sharding or steps_per_dispatch may reorder sums).
+# A key and everything below it.
+RESUME_MAY_CHANGE = (
+    "total_steps", "log_every_steps", "ckpt_every_steps", "sample_every_steps",
+    "keep_checkpoints", "steps_per_dispatch", "eval_at_end", "evals", "num_samples",
+    "plot_extent", "sample", "reference", "distributed", "mesh", "sharding",
+    "data.eval_split", "data.description", "data.download", "allow_config_change",
+)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+  """{"a": {"b": 1}} -> {"a.b": 1}; an empty section stays a key of its own."""
+  out = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict) and value:
+      out.update(flatten(value, name + "."))
+    else:
+      out[name] = value
+  return out
+
+
+def as_json(config: ml_collections.ConfigDict) -> dict:
+  """The config as config.json stores it (tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
+_ABSENT = object()     # a key one of two configs lacks
+
+
+def changed_keys(saved: dict, config: ml_collections.ConfigDict,
+                 ignore: Sequence[str] = RESUME_MAY_CHANGE) -> list:
+  """Dotted keys whose values differ between a saved config (JSON) and `config`.
+
+  Keys under one of `ignore` are left out; a key present on one side only counts.
+  """
+  a, b = flatten(saved), flatten(as_json(config))
+
+  def ignored(key):
+    return any(key == p or key.startswith(p + ".") for p in ignore)
+  return sorted(k for k in set(a) | set(b)
+                if not ignored(k) and a.get(k, _ABSENT) != b.get(k, _ABSENT))
+
+
+def describe_changes(saved: dict, config: ml_collections.ConfigDict, keys: list,
+                     limit: int = 4) -> str:
+  """'model.hidden [128, 128] -> [64, 64], seed 0 -> 1' for the first `limit` keys."""
+  a, b = flatten(saved), flatten(as_json(config))
+
+  def show(v):
+    text = "(absent)" if v is _ABSENT else json.dumps(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+  parts = [f"{k} {show(a.get(k, _ABSENT))} -> {show(b.get(k, _ABSENT))}" for k in keys[:limit]]
+  more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+  return ", ".join(parts) + more

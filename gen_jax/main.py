@@ -51,7 +51,10 @@ def main(argv=None) -> int:
     else:
       loop.sample(config, args.workdir, args.step)
   except errors.GenJaxError as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
+    print(f"error: {' '.join(str(e).splitlines())}", file=sys.stderr, flush=True)
+    return 2
+  except OSError as e:   # the file system refused (full disk, permissions): no traceback
+    print(f"error: {e}; check the workdir and data paths", file=sys.stderr, flush=True)
     return 2
   except KeyboardInterrupt:   # Ctrl-C or SIGTERM; train() has saved what it could
     print("interrupted", file=sys.stderr, flush=True)

@@ -1,8 +1,10 @@
 """Where a number came from: commit, command, hardware and wall time of each run.
 
-`loop.train` appends one record per invocation to `<workdir>/run_info.jsonl`
-(a resumed run adds a record), so every reported result can name the code,
-command, hardware and total wall time that produced it.
+Every invocation that trains, evaluates or samples appends one record to
+`<workdir>/run_info.jsonl` (a resumed run adds a record; `mode` says which
+kind), so every reported result can name the code, command, hardware and
+total wall time that produced it. Evaluation and sampling records name the
+checkpoint step they read as both `start_step` and `end_step`.
 """
 import json
 import os
@@ -49,13 +51,14 @@ def hardware() -> str:
 
 
 class Recorder:
-  """Appends {commit, command, hardware, steps, wall_s} for one invocation."""
+  """Appends {mode, commit, command, hardware, steps, wall_s} for one invocation."""
 
-  def __init__(self, workdir: str, start_step: int):
+  def __init__(self, workdir: str, start_step: int, mode: str = "train"):
     self.path = os.path.join(workdir, "run_info.jsonl")
     self.start_step = start_step
     self.t0 = time.time()
     self.base = {
+        "mode": mode,
         "commit": git_commit(),
         "command": " ".join(["python -m gen_jax.main"] + sys.argv[1:])
                    if sys.argv and sys.argv[0].endswith("main.py") else " ".join(sys.argv),
@@ -65,13 +68,21 @@ class Recorder:
     }
 
   def finish(self, end_step: int, train_seconds: float, train_examples: int,
-             interrupted: bool = False) -> None:
+             interrupted: bool = False, **extra) -> None:
+    """Appends the record; `extra` adds keys (e.g. the config keys a resume changed)."""
     if jax.process_index() != 0:
       return
     record = dict(self.base, start_step=self.start_step, end_step=end_step,
                   train_examples=train_examples,
-                  train_s=round(train_seconds, 1), wall_s=round(time.time() - self.t0, 1))
+                  train_s=round(train_seconds, 1), wall_s=round(time.time() - self.t0, 1),
+                  **extra)
     if interrupted:
       record["interrupted"] = True
+    line = json.dumps(record) + "\n"
+    if os.path.isfile(self.path) and os.path.getsize(self.path):
+      with open(self.path, "rb") as f:   # never append to a row a killed process cut off
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) != b"\n":
+          line = "\n" + line
     with open(self.path, "a") as f:
-      f.write(json.dumps(record) + "\n")
+      f.write(line)

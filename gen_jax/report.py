@@ -57,8 +57,11 @@ def row(workdir: str) -> dict:
   value = ev["results"][metric]
   sem = ev["results"].get(metric + "_sem")
   d = config["data"]
-  steps = info[-1]["end_step"]
-  epochs = steps * d["batch_size"] / info[-1].get("train_examples", float("nan"))
+  # The schedule comes from training invocations; evaluation and sampling records
+  # (mode "eval" / "sample") add their wall time, commits and hardware only.
+  trained = [r for r in info if r.get("mode", "train") == "train"] or info
+  steps = trained[-1]["end_step"]
+  epochs = steps * d["batch_size"] / trained[-1].get("train_examples", float("nan"))
   return {
       "run": os.path.basename(os.path.normpath(workdir)),
       "data": f"{d['name']} ({d['variant']})",

@@ -43,3 +43,20 @@ def test_a_resumed_run_lists_every_commit_and_hardware_and_sums_wall_time(tmp_pa
   assert r["commit"] == "aaa, bbb"
   assert r["hardware"] == "1 x cpu (1 of 2 cores); 1 x cpu (2 cores)"
   assert r["wall"] == "2.0 min" and r["schedule"].startswith("20 steps")
+
+
+def test_evaluation_records_add_wall_time_but_not_a_schedule(tmp_path):
+  (tmp_path / "eval").mkdir()
+  (tmp_path / "config.json").write_text(json.dumps({
+      "data": {"name": "toy", "variant": "v", "batch_size": 10}, "total_steps": 20,
+      "reference": {"metric": "m", "value": 1.0, "source": "paper"}}))
+  (tmp_path / "eval" / "step_00000010.json").write_text(json.dumps(
+      {"step": 10, "results": {"m": 0.5}, "units": {"m": "units"}}))
+  rows = [{"mode": "train", "start_step": 0, "end_step": 20, "wall_s": 60.0,
+           "train_examples": 100},
+          {"mode": "eval", "start_step": 10, "end_step": 10, "wall_s": 60.0}]
+  (tmp_path / "run_info.jsonl").write_text("".join(json.dumps(
+      dict(r, commit="aaa", hardware="cpu", command="python -m gen_jax.main")) + "\n"
+      for r in rows))
+  r = report.row(str(tmp_path))
+  assert r["schedule"] == "20 steps × batch 10 (2.0 epochs)" and r["wall"] == "2.0 min"

@@ -106,6 +106,16 @@ def test_nan_stops_training_naming_the_step_and_keeps_last_good_checkpoint(toy, 
   run.close()
 
 
+def test_nan_before_the_first_checkpoint_says_none_was_saved(toy, tmp_path):
+  config = toy(kind="diverge", scale=1.0)
+  config.optim = ml_collections.ConfigDict({"model": _sgd(1000.0)})
+  config.update(total_steps=40, steps_per_dispatch=1, log_every_steps=5, ckpt_every_steps=40)
+  with pytest.raises(errors.NonFiniteLossError,
+                     match=r"at step \d+; training stopped. No checkpoint was saved before it"):
+    loop.train(config, str(tmp_path))
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
 def _final_params(workdir, config_spec=QUICK, overrides=()):
   config = config_lib.load_config(config_spec, list(overrides))
   run = loop.setup(config, workdir)

@@ -25,6 +25,8 @@ class Loader:
     self.arrays = arrays
     self.spec = spec or spec_lib.of_arrays(arrays, {k: "image" for k in arrays})
     self.n = len(next(iter(arrays.values())))
+    if global_batch < 1:
+      raise errors.ConfigError(f"data.batch_size must be >= 1 (got {global_batch})")
     if global_batch > self.n:
       raise errors.ConfigError(
           f"batch_size={global_batch} exceeds the {self.n} training examples")
@@ -73,6 +75,10 @@ def eval_batches(arrays: dict, global_batch: int, process_index: int = 0,
 
   The last global batch is padded by repeating example 0; its mask is 0 there.
   """
+  if global_batch < 1 or global_batch % process_count:
+    raise errors.ConfigError(
+        f"evaluation batch_size={global_batch} must be >= 1 and divisible by the "
+        f"{process_count} processes")
   n = len(next(iter(arrays.values())))
   local = global_batch // process_count
   for start in range(0, n, global_batch):

@@ -33,6 +33,7 @@ Sources:
 import dataclasses
 import functools
 import os
+import zipfile
 
 import numpy as np
 
@@ -191,21 +192,48 @@ def _digits(split: str) -> Split:
 
 
 def _npz(path: str, split: str) -> Split:
+  """Images `x_<split>` (u8[N, H, W] or u8[N, H, W, C]) and optional labels `y_<split>`."""
   if not path:
     raise errors.ConfigError("dataset 'npz' needs --config.data.path=FILE.npz")
   if not os.path.isfile(path):
     raise errors.DataError(f"npz file not found: {path}")
-  with np.load(path, allow_pickle=False) as f:
-    key = f"x_{split}"
-    if key not in f:
-      raise errors.DataError(
-          f"{path} has no array {key!r}; arrays present: {', '.join(f.files)}")
-    x = f[key]
-    y = f[f"y_{split}"].astype(np.int32) if f"y_{split}" in f else None
+  if not zipfile.is_zipfile(path):
+    raise errors.DataError(f"{path} is not an .npz file (a zip of named arrays); write it "
+                           f"with np.savez(path, x_train=..., x_test=...)")
+  key, ykey = f"x_{split}", f"y_{split}"
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      files = list(f.files)
+      if key not in files:
+        raise errors.DataError(
+            f"{path} has no array {key!r}; arrays present: "
+            f"{', '.join(files) or 'none'}; add it (np.savez(..., {key}=...)) or choose "
+            f"another split")
+      x = f[key]
+      y = f[ykey] if ykey in files else None
+  except errors.GenJaxError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    # np.load raises ValueError, OSError, EOFError, zipfile.BadZipFile, ...
+    raise errors.DataError(
+        f"{path} is not a readable .npz file ({type(e).__name__}: "
+        f"{(str(e).splitlines() or [''])[0][:100]}); write it with np.savez") from e
+  if not isinstance(x, np.ndarray) or x.ndim not in (3, 4):
+    raise errors.DataError(
+        f"{path}:{key} must be images u8[N, H, W] or u8[N, H, W, C] (got shape "
+        f"{getattr(x, 'shape', '?')})")
   if x.ndim == 3:
     x = x[..., None]
   if x.dtype != np.uint8:
     raise errors.DataError(f"{path}:{key} must be uint8 images (got {x.dtype})")
+  if not len(x) or not x[0].size:
+    raise errors.DataError(f"{path}:{key} holds no examples (shape {x.shape})")
+  if y is not None:
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+      raise errors.DataError(
+          f"{path}:{ykey} must be one integer label >= 0 per example of {key}: shape "
+          f"({len(x)},) (got {y.dtype} {y.shape})")
+    y = y.astype(np.int32)
   binary = bool(x.max() <= 1)
   return images(x, y, binary=binary, num_classes=int(y.max()) + 1 if y is not None else 0)
 

@@ -21,6 +21,16 @@ from gen_jax import errors, parallel
 from gen_jax.data import pipeline, variants
 
 
+def check(name: str, ec, config) -> None:
+  """Fails before training on keys this evaluator would trip over only at the end."""
+  del config
+  batch = ec.get("batch_size")
+  if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+    raise errors.ConfigError(
+        f"evals.{name}.batch_size must be an integer >= 1 (got {batch!r}); set "
+        f"--config.evals.{name}.batch_size=100 or similar")
+
+
 def evaluate(ctx, name: str, ec) -> dict:
   return mean_over_split(ctx, name, ec, labels=ec.type == "accuracy")
 

@@ -109,11 +109,30 @@ def _check(m: ml_collections.ConfigDict, variant: str) -> None:
     raise errors.ConfigError(f"model.k must be >= 1 (got {m.k})")
 
 
+def _check_eval_kwargs(config: ml_collections.ConfigDict) -> None:
+  """The likelihood evaluators' k and chunk (see eval_fn), checked before training."""
+  for name, ec in config.evals.items():
+    if ec.get("type") != "likelihood":
+      continue
+    kwargs = ec.get("kwargs", {})
+    k, chunk = kwargs.get("k", 5000), kwargs.get("chunk", 500)
+    if not (isinstance(k, int) and isinstance(chunk, int) and k >= 1 and chunk >= 1):
+      raise errors.ConfigError(
+          f"evals.{name}.kwargs: k and chunk must be integers >= 1 (got k={k!r}, "
+          f"chunk={chunk!r})")
+    if k % chunk:
+      fit = max(d for d in range(1, min(chunk, k) + 1) if k % d == 0)
+      raise errors.ConfigError(
+          f"evals.{name}.kwargs: k={k} must be a multiple of chunk={chunk}; set "
+          f"--config.evals.{name}.kwargs.chunk={fit} (or another divisor of k)")
+
+
 def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
   """Builds the VAE family from `config.model` for examples of shape (H, W, C)."""
   x_shape = tuple(spec["x"].shape)   # the image (H, W, C) or point (D,) field
   m = config.model
   _check(m, config.data.variant)
+  _check_eval_kwargs(config)
   if m.arch == "conv" and (x_shape[0] % 4 or x_shape[1] % 4):
     raise errors.ConfigError(f"arch 'conv' needs H and W divisible by 4 (got {x_shape})")
   ppp = 1 if m.likelihood == "bernoulli" else 2

@@ -1,10 +1,15 @@
 """The run loop shared by every trainer: mesh, data, resume, logging, NaN guard.
 
-`train` resumes from the workdir's latest checkpoint when there is one, so
-rerunning the same command after a crash continues where it stopped. The
-loop keeps per-step metrics on device and fetches them only at log and
-checkpoint steps; a non-finite loss stops the run there, naming the first bad
-step, before anything after it is saved.
+`train` resumes from the workdir's newest checkpoint that verifies (see
+`gen_jax.utils.ckpt`), so rerunning the same command after a crash continues
+where it stopped; a damaged checkpoint is named and skipped, never trained
+on. Everything a run will need (config values, data shapes, eval splits and
+evaluator keys, a writable workdir, a resume config that matches the run's
+config.json) is checked before the first step, so a mistake is one line at
+once rather than a traceback after hours. The loop keeps per-step metrics on
+device and fetches them only at log and checkpoint steps; a non-finite loss
+stops the run there, naming the first bad step, before anything after it is
+saved.
 """
 import contextlib
 import dataclasses
@@ -12,6 +17,8 @@ import glob
 import json
 import os
 import signal
+import sys
+import tempfile
 import threading
 import time
 
@@ -59,26 +66,31 @@ class Run:
 
 
 def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
-  """Validates the config, loads training data and builds family and trainer.
+  """Validates the config and data, loads training data and builds family and trainer.
 
   The data spec of the training batches decides the init batch, the batch
   sharding and the model-space view; `config.mesh` and `config.sharding` decide
-  how the state is laid out over devices.
+  how the state is laid out over devices. Nothing is written: the workdir
+  need not exist.
   """
   config_lib.validate(config)
+  _check_workdir(workdir)
   trainer_module = registry.trainer_module(config.trainer)
   family_module = registry.family_module(config.family)
   d = config.data
   sources.check_name(d.name)
   train = sources.from_config(d, d.train_split)
   variants.check(d.variant, train.binary, d.name, train.kind)
-  for ec in config.evals.values():
-    registry.evaluator_module(ec.type)  # fail on unknown types before training
+  for name, ec in config.evals.items():
+    module = registry.evaluator_module(ec.type)  # fail on unknown types before training
+    if hasattr(module, "check"):
+      module.check(name, ec, config)
   mesh = parallel.make_mesh(config.mesh.data, config.mesh.model)
   parallel.check_batch(d.batch_size, mesh)
   loader = pipeline.train_loader(train, d, config.seed, jax.process_index(),
                                  jax.process_count())
   _check_vocab(workdir, loader.spec)
+  _check_eval_splits(config, train)
   family = family_module.make(config, variants.model_spec(d.variant, loader.spec))
   trainer = trainer_module.make(family, config)
   base_rng = jax.random.key(config.seed)
@@ -93,42 +105,182 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
              shardings, base_rng)
 
 
+def _check_workdir(workdir: str, must_exist: bool = False) -> None:
+  """The workdir and its checkpoints/ are folders (or absent, unless `must_exist`)."""
+  if must_exist and not os.path.exists(workdir):
+    raise errors.GenJaxError(
+        f"workdir {workdir} does not exist; train first (--mode train) or check the path")
+  for path in (workdir, os.path.join(workdir, "checkpoints")):
+    if os.path.exists(path) and not os.path.isdir(path):
+      raise errors.ConfigError(
+          f"{path} is a file, not a folder; pass another --workdir or move the file away")
+
+
+def _check_writable(workdir: str) -> None:
+  """The workdir (or the folder it will be made in) accepts files: probed with a temp file."""
+  path = os.path.abspath(workdir)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  if not os.path.isdir(path):
+    raise errors.ConfigError(f"cannot make workdir {workdir}: {path} is a file")
+  try:
+    with tempfile.TemporaryFile(dir=path):
+      pass
+  except OSError as e:
+    raise errors.ConfigError(
+        f"workdir {workdir} is not writable ({e.strerror or e} in {path}); pass a folder "
+        f"you can write to") from e
+
+
+# Evaluator types that read a data split, and the key that names it ("" = only
+# data.eval_split); the others (samples, density maps, mode counts) read none.
+EVAL_SPLIT_KEYS = {"likelihood": "split", "accuracy": "split", "reconstructions": "",
+                   "interpolation": "", "sample_quality": "real_split",
+                   "text_baselines": "split"}
+
+
+def _check_eval_splits(config: ml_collections.ConfigDict, train: sources.Split) -> None:
+  """Every split an evaluator will read exists and has the training split's examples."""
+  d, where = config.data, {}
+  needs_labels = any(ec.type == "accuracy" for ec in config.evals.values())
+  for name, ec in config.evals.items():
+    if ec.type not in EVAL_SPLIT_KEYS:
+      continue
+    key = EVAL_SPLIT_KEYS[ec.type]
+    split = ec.get(key, "") if key else ""
+    where.setdefault(split or d.eval_split, f"evals.{name}.{key}" if split else "data.eval_split")
+    if ec.type == "accuracy" and "y" not in train.arrays:
+      raise errors.ConfigError(f"evals.{name}: 'accuracy' needs labels; {d.name!r} has none")
+  for split, key in where.items():
+    if split == d.train_split:
+      continue
+    try:
+      ev = sources.from_config(d, split)
+    except errors.GenJaxError as e:
+      raise type(e)(f"{key}={split!r}: {e}") from e
+    if not len(ev):
+      raise errors.DataError(f"{key}={split!r}: split {split!r} of {d.name!r} is empty")
+    if ev.stream or train.stream:   # one token stream: windows are cut at evaluation
+      continue
+    for field, f in train.spec.items():
+      g = ev.spec.get(field)
+      if g is None and f.modality == "label" and not needs_labels:
+        continue
+      if g is None or (g.shape, g.dtype) != (f.shape, f.dtype):
+        got = "absent" if g is None else f"{g.dtype}{list(g.shape)}"
+        raise errors.DataError(
+            f"{key}={split!r}: {field!r} examples of split {split!r} are {got} but the "
+            f"training split {d.train_split!r} has {f.dtype}{list(f.shape)}; use a split "
+            f"of the same shape")
+
+
+def _check_eval_batches(config: ml_collections.ConfigDict, mesh) -> None:
+  """Evaluation batches are sharded over the data axis like training batches."""
+  n = mesh.shape[parallel.AXIS]
+  for name, ec in config.evals.items():
+    b = ec.get("batch_size")
+    if ec.type in ("likelihood", "accuracy") and isinstance(b, int) and b % n:
+      raise errors.ConfigError(
+          f"evals.{name}.batch_size={b} must be divisible by the {n} data-parallel devices")
+
+
+def warn(msg: str) -> None:
+  """A problem the run works around (a skipped checkpoint), on stderr where it stands out."""
+  if parallel.is_main():
+    print(f"WARNING: {msg}", file=sys.stderr, flush=True)
+
+
+def _fresh_state(run: Run) -> types.TrainState:
+  """A new TrainState (with `init_from`'s parameters when set), laid out as `run.shardings`.
+
+  It is initialized on a real global batch (the first B examples, in model
+  space), so data-dependent initializations (e.g. ActNorm) see data.
+  """
+  raw = parallel.to_global(run.loader.first(), run.mesh)
+  rng = parallel.fold(run.base_rng, "init")
+  variant, spec = run.config.data.variant, run.spec
+
+  def init(rng, raw):
+    batch = variants.apply_batch(variant, raw, spec, parallel.fold(rng, "data"))
+    return run.trainer.init(rng, batch)
+  ts = jax.jit(init, out_shardings=run.shardings)(rng, raw)
+  if run.config.init_from.workdir:
+    ts = _init_params_from(run, ts)
+  return ts
+
+
+def _mismatch(run: Run, step: int, e: ckpt.Mismatch) -> errors.ConfigError:
+  """The one line for an intact checkpoint of another model: the config keys that differ."""
+  keys = config_lib.changed_keys(e.saved_config, run.config) if e.saved_config else []
+  why = (f"its config differs in {config_lib.describe_changes(e.saved_config, run.config, keys)}"
+         f" ({e})" if keys else str(e))
+  return errors.ConfigError(
+      f"checkpoint {step} in {run.checkpointer.directory} does not fit this config (was the "
+      f"model or optimizer changed?): {why}; use the run's config or another workdir")
+
+
+def restore(run: Run, step: int | None = None):
+  """(state, meta) of checkpoint `step`, or of the newest one that verifies; None if none.
+
+  A damaged checkpoint passed over is named on stderr; `step` given and
+  damaged is an error. Folders an interrupted save left and entries that are
+  not checkpoints are named too.
+  """
+  c = run.checkpointer
+  listing = c.listing()
+  for name in listing.partial:
+    warn(f"ignoring {os.path.join(c.directory, name)}: a save that was interrupted "
+         f"(it holds no complete checkpoint)")
+  for name in listing.foreign:
+    warn(f"ignoring {os.path.join(c.directory, name)}: not a checkpoint folder")
+  if step is not None:
+    if step not in listing.steps:
+      raise errors.GenJaxError(
+          f"no checkpoint for step {step} in {c.directory}; available: {listing.steps}")
+    try:
+      found = (step, *c.restore(step, run.abstract_state))
+    except ckpt.Damaged as e:
+      raise errors.GenJaxError(
+          f"checkpoint {step} in {c.directory} is damaged ({e}); pass another --step "
+          f"(available: {listing.steps})") from e
+    except ckpt.Mismatch as e:
+      raise _mismatch(run, step, e) from e
+  elif not listing.steps:
+    return None
+  else:
+    try:
+      found = c.restore_latest(run.abstract_state, on_skip=lambda s, why: warn(
+          f"skipping checkpoint {s} in {c.directory}, damaged: {why}"))
+    except ckpt.Mismatch as e:
+      raise _mismatch(run, e.step, e) from e
+    if found is None:
+      raise errors.GenJaxError(
+          f"none of the {len(listing.steps)} checkpoints in {c.directory} verifies (see the "
+          f"warnings above); move the folder away to start from step 0, or use another workdir")
+  step, state, meta = found
+  if c.skipped:
+    warn(f"using checkpoint {step}, the newest that verifies")
+  if not meta["verified"]:
+    warn(f"checkpoint {step} in {c.directory} has no checksum (saved by an older gen_jax); "
+         f"restored unverified")
+  return state, meta
+
+
 def init_or_restore(run: Run, require_checkpoint: bool = False,
                     step: int | None = None) -> types.TrainState:
-  """The checkpoint at `step` (default: latest); else `config.init_from`; else fresh.
+  """The checkpoint at `step` (default: the newest that verifies); else `init_from`; else fresh.
 
   The resume order: 1. this workdir's checkpoint; 2. a fresh state whose
   parameters come from another run's checkpoint (`init_from`: fine-tuning,
   stacking); 3. a fresh state.
   """
-  step = run.checkpointer.latest_step() if step is None else step
-  if step is None:
-    if require_checkpoint:
-      raise errors.GenJaxError(
-          f"no checkpoint in {run.checkpointer.directory}; train first (--mode train)")
-    # Initialize on a real global batch (the first B examples, in model space),
-    # so data-dependent initializations (e.g. ActNorm) see data.
-    raw = parallel.to_global(run.loader.first(), run.mesh)
-    rng = parallel.fold(run.base_rng, "init")
-    variant, spec = run.config.data.variant, run.spec
-
-    def init(rng, raw):
-      batch = variants.apply_batch(variant, raw, spec, parallel.fold(rng, "data"))
-      return run.trainer.init(rng, batch)
-    ts = jax.jit(init, out_shardings=run.shardings)(rng, raw)
-    if run.config.init_from.workdir:
-      ts = _init_params_from(run, ts)
-    return ts
-  if step not in run.checkpointer.all_steps():
+  found = restore(run, step)
+  if found is not None:
+    return found[0]
+  if require_checkpoint:
     raise errors.GenJaxError(
-        f"no checkpoint for step {step}; available: {run.checkpointer.all_steps()}")
-  try:
-    state, _ = run.checkpointer.restore(step, run.abstract_state)
-  except (ValueError, KeyError, TypeError) as e:
-    raise errors.GenJaxError(
-        f"checkpoint {step} in {run.checkpointer.directory} does not fit this config "
-        f"(was the model or optimizer changed?): {str(e).splitlines()[0][:200]}") from e
-  return state
+        f"no checkpoint in {run.checkpointer.directory}; train first (--mode train)")
+  return _fresh_state(run)
 
 
 def _init_params_from(run: Run, ts: types.TrainState) -> types.TrainState:
@@ -137,16 +289,29 @@ def _init_params_from(run: Run, ts: types.TrainState) -> types.TrainState:
   Arrays are matched by player and path; a matched path whose shape differs
   is an error, and so is a source sharing no parameter with this model.
   Optimizer state, EMA and non-gradient state start fresh (the EMA from the
-  copied parameters).
+  copied parameters). The source checkpoint is verified like a resume's.
   """
   src = run.config.init_from
   source = ckpt.Checkpointer(src.workdir, 1, use_async=False)
   try:
-    step = source.latest_step() if src.step < 0 else src.step
-    if step is None or step not in source.all_steps():
-      raise errors.GenJaxError(f"init_from: no checkpoint{'' if src.step < 0 else f' {step}'} "
-                               f"in {source.directory}; train that run first")
-    saved, _ = source.restore_raw(step)
+    if src.step < 0:
+      found = source.restore_latest(raw=True, on_skip=lambda s, why: warn(
+          f"init_from: skipping checkpoint {s} in {source.directory}, damaged: {why}"))
+      if found is None:
+        what = " that verifies" if source.all_steps() else ""
+        raise errors.GenJaxError(f"init_from: no checkpoint{what} in {source.directory}; "
+                                 f"train that run first")
+      step, saved, _ = found
+    else:
+      step = src.step
+      if step not in source.all_steps():
+        raise errors.GenJaxError(f"init_from: no checkpoint {step} in {source.directory}; "
+                                 f"train that run first")
+      try:
+        saved, _ = source.restore_raw(step)
+      except ckpt.Damaged as e:
+        raise errors.GenJaxError(f"init_from: checkpoint {step} in {source.directory} is "
+                                 f"damaged ({e}); choose another init_from.step") from e
   finally:
     source.close()
   params = saved["params"] if src.get("use_ema", False) is False or not saved.get("ema") \
@@ -307,10 +472,65 @@ def _save_on_interrupt(run: Run, ts, meta: dict, unchecked: list) -> int | None:
 
 
 def save_config(config, workdir: str) -> None:
+  """Writes config.json atomically (a crash leaves the old file or the new one)."""
   if parallel.is_main():
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
+    path = os.path.join(workdir, "config.json")
+    with open(path + ".tmp", "w") as f:
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(path + ".tmp", path)
+
+
+def saved_config(workdir: str) -> dict | None:
+  """The run's config.json, or None when it is missing or unreadable."""
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      saved = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return saved if isinstance(saved, dict) else None
+
+
+def check_config_change(saved: dict, config: ml_collections.ConfigDict, source: str) -> list:
+  """Refuses a resume whose config differs from the run's outside RESUME_MAY_CHANGE.
+
+  Returns the differing keys, which `allow_config_change=True` accepts.
+  """
+  keys = config_lib.changed_keys(saved, config)
+  if not keys:
+    return []
+  what = config_lib.describe_changes(saved, config, keys)
+  if not config.allow_config_change:
+    raise errors.ConfigError(
+        f"this config differs from the run's ({source}) in {what}; use another workdir, "
+        f"or pass --config.allow_config_change=True to resume with it")
+  warn(f"resuming with a config that differs from the run's ({source}) in {what} "
+       f"(allow_config_change)")
+  return keys
+
+
+def _tidy(run: Run, start: int) -> None:
+  """Readies checkpoints/ for the saves of a run that starts at step `start`.
+
+  Damaged folders newer than `start` move to checkpoints_damaged/ (Orbax skips
+  saving any step not newer than the newest folder), folders of interrupted
+  saves are deleted (they never held a complete checkpoint), and the
+  checkpoint just restored gets its file list if a kill had cut it short.
+  """
+  c = run.checkpointer
+  if parallel.is_main():
+    if start in c.all_steps():
+      c.seal(start)
+    for step, _ in c.skipped:
+      if step > start:
+        warn(f"moved damaged checkpoint {step} to {c.set_aside(step)} (delete it when no "
+             f"longer needed)")
+    for name in c.listing().partial:
+      c.remove_partial(name)
+      log(f"removed {os.path.join(c.directory, name)}, left by an interrupted save")
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices("gen_jax: checkpoints tidied")
 
 
 def train_prerequisites(config: ml_collections.ConfigDict) -> None:
@@ -333,79 +553,126 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (resuming if possible), checkpoints, and evaluates at the end.
 
   Returns the final evaluation results (or {} when eval_at_end is False).
+  Nothing in the workdir changes until the config, the data, the workdir and
+  the checkpoint to resume from have all been checked.
   """
   run = setup(config, workdir)
-  ts = init_or_restore(run)
+  try:
+    return _train(run, config, workdir)
+  finally:
+    run.close()
+
+
+def _train(run: Run, config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Checks what setup could not (workdir, resume config), restores, then trains."""
+  _check_writable(workdir)
+  if config.eval_at_end:
+    _check_eval_batches(config, run.mesh)
+  saved = saved_config(workdir)
+  changed = []
+  if saved is not None and run.checkpointer.all_steps():
+    changed = check_config_change(saved, config, os.path.join(workdir, "config.json"))
+  found = restore(run)
+  if found is None:
+    ts = _fresh_state(run)
+  else:
+    ts, meta = found
+    if saved is None and isinstance(meta.get("config"), dict):
+      changed = check_config_change(meta["config"], config, "its checkpoint's metadata")
   start = int(jax.device_get(ts.step))
+  k = config.steps_per_dispatch
+  if start % k:
+    raise errors.ConfigError(
+        f"checkpoint step {start} is not a multiple of steps_per_dispatch={k}; resume with "
+        f"a steps_per_dispatch that divides {start}")
+  _tidy(run, start)
   save_config(config, workdir)
   writer = writers.MetricWriter(workdir, resume_step=start)
-  recorder = provenance.Recorder(workdir, start)
+  try:
+    return _loop(run, ts, start, writer, changed)
+  finally:
+    writer.close()
+
+
+def _loop(run: Run, ts, start: int, writer, changed: list) -> dict:
+  """Steps from `start` to total_steps with logging, checkpoints and the NaN guard."""
+  config, workdir = run.config, run.workdir
   total, k = config.total_steps, config.steps_per_dispatch
+  recorder = provenance.Recorder(workdir, start)
+  where = run.checkpointer.directory
+  rows, events = writer.removed
+  removed = f"{rows} metric rows and {events} TensorBoard events"
   if start:
-    log(f"resumed from {run.checkpointer.directory} at step {start}")
+    log(f"resumed from {where} at step {start}")
+    if rows or events:
+      log(f"removed {removed} logged after step {start} by an earlier invocation")
+  elif rows or events:
+    log(f"starting from step 0: no complete checkpoint in {where}; removed {removed} of "
+        f"an earlier attempt")
   save_vocab(run)
   loader = run.loader
   step_fn = make_step_fn(run)
   meta = {"config": json.loads(config.to_json_best_effort())}
   pending, unchecked, step = [], [], start
   t_log, s_log, t0 = time.time(), start, time.time()
+  extra = {"config_changed": changed} if changed else {}
   try:
-    try:
-      with _sigterm_raises_keyboard_interrupt():
-        while step < total:
-          raw = parallel.to_global(loader.batches(step, k), run.mesh, batch_dim=1)
-          ts, metrics = step_fn(ts, raw, run.base_rng)
-          pending.append((step, metrics))
-          unchecked.append((step, metrics))
-          step += k
-          is_log = step % config.log_every_steps == 0 or step == total
-          is_ckpt = step % config.ckpt_every_steps == 0 or step == total
-          if is_log or is_ckpt:
-            bad, unchecked = _first_nonfinite(unchecked), []
-            if bad is not None:
-              run.checkpointer.wait()
-              raise errors.NonFiniteLossError(
-                  f"non-finite {bad[1]}={bad[2]} at step {bad[0]}; training stopped. "
-                  f"Last good checkpoint: step {run.checkpointer.latest_step()} in "
-                  f"{run.checkpointer.directory}")
-          if is_log:
-            means = {n: float(np.mean(v)) for n, v in jax.device_get(
-                _stack([m for _, m in pending])).items()}
-            now = time.time()
-            rate = (step - s_log) / max(now - t_log, 1e-9)
-            writer.write(step, {**means, "steps_per_sec": rate})
-            order = sorted(means, key=lambda n: (not n.endswith("loss"), n))
-            shown = " | ".join(f"{n} {means[n]:.4g}" for n in order[:4])
-            log(f"step {step}/{total} | {shown} | {rate:.1f} steps/s | "
-                f"ETA {_fmt_time((total - step) / max(rate, 1e-9))}")
-            t_log, s_log = now, step
-            pending = []
-          if is_ckpt:
-            run.checkpointer.save(step, ts, {**meta, "step": step})
-          if config.sample_every_steps and step % config.sample_every_steps == 0 and step < total:
-            write_samples(eval_context(run, ts, writer))
-    except KeyboardInterrupt:
-      saved = _save_on_interrupt(run, ts, meta, unchecked)
-      where = run.checkpointer.directory
-      log(f"interrupted: checkpoint at step {saved} in {where}; rerun the same command to "
-          f"resume" if saved is not None else
-          f"interrupted: the last checkpoint is step {run.checkpointer.latest_step()} in {where}")
-      if saved is not None:
-        recorder.finish(saved, time.time() - t0, run.train_examples, interrupted=True)
-      raise
-    run.checkpointer.wait()
-    train_seconds = time.time() - t0
-    if step > start:
-      log(f"trained {step - start} steps in {_fmt_time(train_seconds)}")
-    ctx = eval_context(run, ts, writer)
-    write_samples(ctx)
-    if config.eval_at_end:
-      train_prerequisites(config)
-    results = run_evals(ctx) if config.eval_at_end else {}
-    recorder.finish(step, train_seconds, run.train_examples)
-  finally:
-    writer.close()
-    run.close()
+    with _sigterm_raises_keyboard_interrupt():
+      while step < total:
+        raw = parallel.to_global(loader.batches(step, k), run.mesh, batch_dim=1)
+        ts, metrics = step_fn(ts, raw, run.base_rng)
+        pending.append((step, metrics))
+        unchecked.append((step, metrics))
+        step += k
+        is_log = step % config.log_every_steps == 0 or step == total
+        is_ckpt = step % config.ckpt_every_steps == 0 or step == total
+        if is_log or is_ckpt:
+          bad, unchecked = _first_nonfinite(unchecked), []
+          if bad is not None:
+            run.checkpointer.wait()
+            last = run.checkpointer.latest_step()
+            raise errors.NonFiniteLossError(
+                f"non-finite {bad[1]}={bad[2]} at step {bad[0]}; training stopped. " + (
+                    f"Last good checkpoint: step {last} in {where}" if last is not None else
+                    "No checkpoint was saved before it; lower the learning rate or check "
+                    "the data"))
+        if is_log:
+          means = {n: float(np.mean(v)) for n, v in jax.device_get(
+              _stack([m for _, m in pending])).items()}
+          now = time.time()
+          rate = (step - s_log) / max(now - t_log, 1e-9)
+          writer.write(step, {**means, "steps_per_sec": rate})
+          order = sorted(means, key=lambda n: (not n.endswith("loss"), n))
+          shown = " | ".join(f"{n} {means[n]:.4g}" for n in order[:4])
+          log(f"step {step}/{total} | {shown} | {rate:.1f} steps/s | "
+              f"ETA {_fmt_time((total - step) / max(rate, 1e-9))}")
+          t_log, s_log = now, step
+          pending = []
+        if is_ckpt:
+          run.checkpointer.save(step, ts, {**meta, "step": step})
+          log(f"saving checkpoint {step} to {run.checkpointer.path(step)}")
+        if config.sample_every_steps and step % config.sample_every_steps == 0 and step < total:
+          write_samples(eval_context(run, ts, writer))
+  except KeyboardInterrupt:
+    saved = _save_on_interrupt(run, ts, meta, unchecked)
+    last = run.checkpointer.latest_step()
+    log(f"interrupted: checkpoint at step {saved} in {where}; rerun the same command to "
+        f"resume" if saved is not None else
+        f"interrupted: the last checkpoint is step {last} in {where}" if last is not None else
+        "interrupted before the first checkpoint; a rerun starts from step 0")
+    if saved is not None:
+      recorder.finish(saved, time.time() - t0, run.train_examples, interrupted=True, **extra)
+    raise
+  run.checkpointer.wait()
+  train_seconds = time.time() - t0
+  if step > start:
+    log(f"trained {step - start} steps in {_fmt_time(train_seconds)}")
+  ctx = eval_context(run, ts, writer)
+  write_samples(ctx)
+  if config.eval_at_end:
+    train_prerequisites(config)
+  results = run_evals(ctx) if config.eval_at_end else {}
+  recorder.finish(step, train_seconds, run.train_examples, **extra)
   return results
 
 
@@ -414,18 +681,25 @@ def _stack(metric_list):
 
 
 def evaluate(config, workdir: str, step: int | None = None) -> dict:
-  """Runs config.evals on a checkpoint (default: the latest)."""
+  """Runs config.evals on a checkpoint (default: the newest that verifies)."""
+  _check_workdir(workdir, must_exist=True)
   run = setup(config, workdir)
-  ts = init_or_restore(run, require_checkpoint=True, step=step)
-  step = int(jax.device_get(ts.step))
-  writer = writers.MetricWriter(workdir)
   try:
+    _check_eval_batches(config, run.mesh)
+    _check_writable(workdir)
+    ts = init_or_restore(run, require_checkpoint=True, step=step)
+    recorder = provenance.Recorder(workdir, int(jax.device_get(ts.step)), mode="eval")
     train_prerequisites(config)
-    ctx = eval_context(run, ts, writer)
-    write_samples(ctx)
-    return run_evals(ctx)
+    writer = writers.MetricWriter(workdir)
+    try:
+      ctx = eval_context(run, ts, writer)
+      write_samples(ctx)
+      results = run_evals(ctx)
+    finally:
+      writer.close()
+    recorder.finish(ctx.step, 0.0, run.train_examples)
+    return results
   finally:
-    writer.close()
     run.close()
 
 
@@ -434,9 +708,12 @@ def sample(config, workdir: str, step: int | None = None) -> str:
 
   Returns the path of the main file (PNG grid or plot, text, CSV).
   """
+  _check_workdir(workdir, must_exist=True)
   run = setup(config, workdir)
   try:
+    _check_writable(workdir)
     ts = init_or_restore(run, require_checkpoint=True, step=step)
+    recorder = provenance.Recorder(workdir, int(jax.device_get(ts.step)), mode="sample")
     ctx = eval_context(run, ts, None)
     x = _samples(ctx)
   finally:
@@ -450,6 +727,7 @@ def sample(config, workdir: str, step: int | None = None) -> str:
     log(f"wrote {paths[0]} and {stem}.npz ({config.num_samples} samples, step {ctx.step})")
     if field.modality == "tokens":
       print(sample_files.texts(x[:1], field.vocab)[0], flush=True)
+  recorder.finish(ctx.step, 0.0, run.train_examples)
   return paths[0]
 
 
