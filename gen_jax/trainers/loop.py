@@ -435,21 +435,31 @@ def write_samples(ctx: context.Context) -> list[str]:
 
 
 @contextlib.contextmanager
-def _sigterm_raises_keyboard_interrupt():
-  """Turns SIGTERM (preemption, `kill`, a scheduler's time limit) into KeyboardInterrupt."""
+def _deferred_stop():
+  """SIGTERM or Ctrl-C asks the loop to stop after the step in flight; a second one stops now.
+
+  Stopping between steps keeps the state intact: an exception raised while a
+  step is being dispatched would leave its donated input buffers deleted, and
+  nothing could be saved. Yields a list that holds the signal once one came.
+  """
+  requested: list = []
   if threading.current_thread() is not threading.main_thread():
-    yield
+    yield requested
     return
 
   def handler(signum, frame):
     del frame
-    raise KeyboardInterrupt(f"signal {signum}")
+    if requested:
+      raise KeyboardInterrupt(f"signal {signum}")
+    requested.append(signum)
+    log("stopping after the current step (signal again to stop at once)")
 
-  old = signal.signal(signal.SIGTERM, handler)
+  old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
   try:
-    yield
+    yield requested
   finally:
-    signal.signal(signal.SIGTERM, old)
+    for s, h in old.items():
+      signal.signal(s, h)
 
 
 def _save_on_interrupt(run: Run, ts, meta: dict, unchecked: list) -> int | None:
@@ -617,8 +627,10 @@ def _loop(run: Run, ts, start: int, writer, changed: list) -> dict:
   t_log, s_log, t0 = time.time(), start, time.time()
   extra = {"config_changed": changed} if changed else {}
   try:
-    with _sigterm_raises_keyboard_interrupt():
+    with _deferred_stop() as stop_requested:
       while step < total:
+        if stop_requested:
+          raise KeyboardInterrupt(f"signal {stop_requested[0]}")
         raw = parallel.to_global(loader.batches(step, k), run.mesh, batch_dim=1)
         ts, metrics = step_fn(ts, raw, run.base_rng)
         pending.append((step, metrics))
