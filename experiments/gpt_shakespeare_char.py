@@ -32,7 +32,7 @@ any text file: --config.data.name=txt --config.data.path=FILE.txt):
       --mode sample --config.sample.prompt="ROMEO:" --config.sample.num_tokens=50
 Variants: "" (the baby GPT), "cpu" (nanoGPT's CPU config), "smoke".
 """
-from gen_jax import config_lib, optim
+from gen_jax import config_lib
 from gen_jax.models import gpt
 
 VARIANTS = ("cpu", "smoke")
@@ -40,27 +40,12 @@ VARIANTS = ("cpu", "smoke")
 
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  c = config_lib.base()
-  c.family = "gpt"
+  c = char_config("gpt", steps=5000, block_size=256, batch_size=64)
   c.model = gpt.default_model()
   c.sample = gpt.default_sample()
-  c.data.update(name="tiny_shakespeare", variant="tokens", train_split="nanogpt_train",
-                eval_split="nanogpt_val", block_size=256, batch_size=64,
-                description="tiny_shakespeare (nanoGPT split)")
-  steps = 5000
-  c.optim.model = optim.adam(1e-3, name="adamw", b2=0.99, weight_decay=0.1, decay="matrices",
-                             schedule="cosine", warmup_steps=100, decay_steps=steps,
-                             final_lr_frac=0.1, grad_clip_norm=1.0)
-  c.total_steps = steps
-  c.log_every_steps = 250
-  c.ckpt_every_steps = 1000
-  c.num_samples = 4
+  c.evals.val.batch_size = 32
   c.reference.update(metric="val/nll", value=1.4697,
                      source="karpathy/nanoGPT README, shakespeare_char baby GPT")
-  c.evals = dict(
-      val=dict(type="likelihood", batch_size=32, num_examples=0),
-      baselines=dict(type="text_baselines"),
-  )
   if variant == "cpu":
     c.model.update(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
     c.data.update(block_size=64, batch_size=12)
@@ -72,11 +57,37 @@ def get_config(arg: str = ""):
     c.sample.num_tokens = 50
     c.reference.update(value=1.88, source="karpathy/nanoGPT README, CPU command")
   if variant == "smoke":
-    c.data.update(name="zen", block_size=16, batch_size=8, description="")
+    smoke(c)
     c.model.update(block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
-    c.optim.model.update(warmup_steps=2, decay_steps=20)
-    c.total_steps, c.log_every_steps, c.ckpt_every_steps = 20, 10, 10
     c.sample.update(prompt="Beautiful", num_tokens=6)
-    c.evals.val.batch_size = 8
-    c.reference.value = 0.0
   return c
+
+
+def char_config(family: str, steps: int, block_size: int, batch_size: int):
+  """Tiny-shakespeare characters on nanoGPT's split with nanoGPT's optimizer, for `family`.
+
+  Shared by the character-level transformer experiments; evaluates the whole
+  validation split and its n-gram baselines.
+  """
+  c = config_lib.base()
+  c.family = family
+  c.data.update(name="tiny_shakespeare", variant="tokens", train_split="nanogpt_train",
+                eval_split="nanogpt_val", block_size=block_size, batch_size=batch_size,
+                description="tiny_shakespeare (nanoGPT split)")
+  c.optim.model = gpt.default_optim(steps)
+  c.total_steps = steps
+  c.log_every_steps = 250
+  c.ckpt_every_steps = 1000
+  c.num_samples = 4
+  c.evals = dict(val=dict(type="likelihood", batch_size=256, num_examples=0),
+                 baselines=dict(type="text_baselines"))
+  return c
+
+
+def smoke(c) -> None:
+  """Seconds-long runs on the Zen of Python (shipped with Python, no files)."""
+  c.data.update(name="zen", block_size=16, batch_size=8, description="")
+  c.optim.model.update(warmup_steps=2, decay_steps=20)
+  c.total_steps, c.log_every_steps, c.ckpt_every_steps = 20, 10, 10
+  c.evals.val.batch_size = 8
+  c.reference.value = 0.0

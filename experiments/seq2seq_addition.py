@@ -15,9 +15,9 @@ Commands:
       seconds; used by the tests
 Variants: "" (default), "smoke".
 """
-from gen_jax import config_lib, optim
+from gen_jax import config_lib
 from gen_jax.data import arith
-from gen_jax.models import seq2seq
+from gen_jax.models import gpt, seq2seq
 
 VARIANTS = ("smoke",)
 
@@ -32,9 +32,7 @@ def get_config(arg: str = ""):
   c.data.update(name="addition", variant="tokens", batch_size=128,
                 options=dict(digits=3, num_train=100_000, num_test=1_000, seed=0))
   steps = 8000
-  c.optim.model = optim.adam(1e-3, name="adamw", b2=0.99, weight_decay=0.01, decay="matrices",
-                             schedule="cosine", warmup_steps=100, decay_steps=steps,
-                             final_lr_frac=0.1, grad_clip_norm=1.0)
+  c.optim.model = gpt.default_optim(steps, weight_decay=0.01)
   c.total_steps = steps
   c.log_every_steps = 250
   c.ckpt_every_steps = 1000

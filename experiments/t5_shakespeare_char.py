@@ -21,7 +21,7 @@ Commands (data: TFDS tiny_shakespeare via TFDS_DATA_DIR, or --config.data.downlo
       seconds, on the Zen of Python; used by the tests
 Variants: "" (default), "smoke".
 """
-from gen_jax import config_lib, optim
+from gen_jax import config_lib
 from gen_jax.models import seq2seq
 
 VARIANTS = ("smoke",)
@@ -29,29 +29,14 @@ VARIANTS = ("smoke",)
 
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  c = config_lib.base()
-  c.family = "seq2seq"
+  char = config_lib.sibling(__file__, "gpt_shakespeare_char")
+  c = char.char_config("seq2seq", steps=4000, block_size=64, batch_size=32)
   c.model = seq2seq.default_model(task="span", max_src_len=64)
   c.sample = seq2seq.default_sample(prompt="To be, or not to be, that is the ")
-  c.data.update(name="tiny_shakespeare", variant="tokens", train_split="nanogpt_train",
-                eval_split="nanogpt_val", block_size=64, batch_size=32,
-                description="tiny_shakespeare (nanoGPT split)")
-  steps = 4000
-  c.optim.model = optim.adam(1e-3, name="adamw", b2=0.99, weight_decay=0.1, decay="matrices",
-                             schedule="cosine", warmup_steps=100, decay_steps=steps,
-                             final_lr_frac=0.1, grad_clip_norm=1.0)
-  c.total_steps = steps
-  c.log_every_steps = 250
-  c.ckpt_every_steps = 1000
-  c.num_samples = 4
   c.reference.update(metric="val/nll", value=0.0, source="own target (no published number)")
-  c.evals = dict(val=dict(type="likelihood", batch_size=256, num_examples=0),
-                 baselines=dict(type="text_baselines"))
   if variant == "smoke":
-    c.data.update(name="zen", block_size=15, batch_size=8, description="")
+    char.smoke(c)
+    c.data.block_size = 15
     c.model.update(n_layer=1, n_dec_layer=1, n_head=2, n_embd=16, max_src_len=24)
     c.sample.update(prompt="Flat is")
-    c.optim.model.update(warmup_steps=2, decay_steps=20)
-    c.total_steps, c.log_every_steps, c.ckpt_every_steps = 20, 10, 10
-    c.evals.val.batch_size = 8
   return c

@@ -65,7 +65,7 @@ def make_mesh(data: int = -1, model: int = 1) -> jax.sharding.Mesh:
                        axis_types=(jax.sharding.AxisType.Auto,) * 2)
 
 
-def _path_str(path) -> str:
+def path_str(path) -> str:
   """'params/model/h_0/attn/c_attn/kernel' from a jax key path."""
   parts = []
   for k in path:
@@ -104,7 +104,7 @@ def state_shardings(tree, mesh, strategy: str = "replicated", rules=()):
         spec[dims[0]] = AXIS
         return NamedSharding(mesh, P(*spec))
     if strategy == "tensor" and shape:
-      name = _path_str(path)
+      name = path_str(path)
       for regex, spec in compiled:
         if regex.search(name):
           if len(spec) != len(shape):

@@ -239,19 +239,8 @@ def _npz(path: str, split: str) -> Split:
 
 
 def _tfds(name: str, split: str, binary: bool, download: bool) -> Split:
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  try:
-    # Read TFDS_DATA_DIR at call time (tfds reads it once, at import).
-    source = tfds.data_source(name, split=split, download=download,
-                              data_dir=os.environ.get("TFDS_DATA_DIR") or None)
-  except Exception as e:  # tfds raises several types for a missing dataset.
-    where = os.environ.get("TFDS_DATA_DIR", "tfds' default data folder")
-    raise errors.DataError(
-        f"dataset {name!r} (split {split!r}) not found in {where}. Point "
-        f"TFDS_DATA_DIR at a folder holding the tfds array_record copy, or pass "
-        f"--config.data.download=True on a machine with internet "
-        f"[{type(e).__name__}]") from e
-  records = source.__getitems__(list(range(len(source))))
+  from gen_jax.data import tfds_records  # pylint: disable=g-import-not-at-top
+  records = tfds_records.read_all(name, split, download)
   x = np.stack([r["image"] for r in records]).astype(np.uint8)
   y = np.asarray([r["label"] for r in records], np.int32) if "label" in records[0] else None
   return images(x, y, binary=binary)

@@ -187,19 +187,8 @@ def _txt(path: str) -> str:
 
 
 def _tfds_text(name: str, split: str, download: bool) -> str:
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  try:
-    # Read TFDS_DATA_DIR at call time (tfds reads it once, at import).
-    source = tfds.data_source(name, split=split, download=download,
-                              data_dir=os.environ.get("TFDS_DATA_DIR") or None)
-  except Exception as e:  # tfds raises several types for a missing dataset.
-    where = os.environ.get("TFDS_DATA_DIR", "tfds' default data folder")
-    raise errors.DataError(
-        f"dataset {name!r} (split {split!r}) not found in {where}. Point "
-        f"TFDS_DATA_DIR at a folder holding the tfds array_record copy, or pass "
-        f"--config.data.download=True on a machine with internet "
-        f"[{type(e).__name__}]") from e
-  texts = [r["text"] for r in source.__getitems__(list(range(len(source))))]
+  from gen_jax.data import tfds_records  # pylint: disable=g-import-not-at-top
+  texts = [r["text"] for r in tfds_records.read_all(name, split, download)]
   return "".join(t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts)
 
 

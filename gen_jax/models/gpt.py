@@ -150,6 +150,16 @@ def default_model(**kw) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(c)
 
 
+def default_optim(steps: int, **kw) -> ml_collections.ConfigDict:
+  """nanoGPT's optimizer: AdamW lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices,
+  100 warmup steps, cosine decay to 1e-4 at `steps`, gradient clipping at 1.0."""
+  from gen_jax import optim  # pylint: disable=g-import-not-at-top
+  c = dict(name="adamw", b2=0.99, weight_decay=0.1, decay="matrices", schedule="cosine",
+           warmup_steps=100, decay_steps=steps, final_lr_frac=0.1, grad_clip_norm=1.0)
+  c.update(kw)
+  return optim.adam(c.pop("lr", 1e-3), **c)
+
+
 def default_sample(**kw) -> ml_collections.ConfigDict:
   c = dict(prompt="\n", num_tokens=200, temperature=0.8, top_k=200, top_p=1.0)
   c.update(kw)

@@ -254,8 +254,12 @@ def _check_len(t: int, limit: int, what: str):
     raise ValueError(f"{what} length {t} exceeds the {limit} learned positions")
 
 
-class GPT(nn.Module):
-  """Causal decoder LM (nanoGPT): tokens i32[B, T] -> logits f32[B, T, vocab_size]."""
+class _TokenStack(nn.Module):
+  """One stack of blocks over token and learned position embeddings, with a tied head.
+
+  The GPT decoder and the masked-LM encoder share it (and its parameter names);
+  they differ in the attention mask and in what they offer besides `__call__`.
+  """
   vocab_size: int
   block_size: int
   n_layer: int
@@ -271,6 +275,10 @@ class GPT(nn.Module):
     self.drop = nn.Dropout(self.dropout)
     self.h = _make_blocks(self.n_layer, self)   # a list attribute names them h_0, h_1, ...
     self.ln_f = _layer_norm(self.bias, jnp.float32)
+
+
+class GPT(_TokenStack):
+  """Causal decoder LM (nanoGPT): tokens i32[B, T] -> logits f32[B, T, vocab_size]."""
 
   def __call__(self, tokens: jax.Array, deterministic: bool = True) -> jax.Array:
     """tokens: i32[B, T], T <= block_size -> logits f32[B, T, V]."""
@@ -304,23 +312,8 @@ class GPT(nn.Module):
     return self.wte.attend(self.ln_f(x)), cache
 
 
-class MaskedLM(nn.Module):
+class MaskedLM(_TokenStack):
   """Bidirectional encoder with a tied MLM head (BERT objective, nanoGPT blocks and names)."""
-  vocab_size: int
-  block_size: int
-  n_layer: int
-  n_head: int
-  n_embd: int
-  dropout: float = 0.0
-  bias: bool = True
-  dtype: Any = jnp.float32
-
-  def setup(self):
-    self.wte = _embed(self.vocab_size, self.n_embd)
-    self.wpe = _embed(self.block_size, self.n_embd)
-    self.drop = nn.Dropout(self.dropout)
-    self.h = _make_blocks(self.n_layer, self)
-    self.ln_f = _layer_norm(self.bias, jnp.float32)
 
   def __call__(self, tokens: jax.Array, valid: jax.Array, deterministic: bool = True):
     """tokens: i32[B, T], valid: bool[B, T] (False = padding key) -> logits f32[B, T, V].

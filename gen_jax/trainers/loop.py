@@ -316,12 +316,12 @@ def _init_params_from(run: Run, ts: types.TrainState) -> types.TrainState:
     source.close()
   params = saved["params"] if src.get("use_ema", False) is False or not saved.get("ema") \
       else saved["ema"]
-  flat_src = {parallel._path_str(p): v for p, v in
+  flat_src = {parallel.path_str(p): v for p, v in
               jax.tree_util.tree_flatten_with_path(params)[0]}
   copied = []
 
   def one(path, leaf):
-    name = parallel._path_str(path)
+    name = parallel.path_str(path)
     if name not in flat_src:
       return leaf
     value = np.asarray(flat_src[name])

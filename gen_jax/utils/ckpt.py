@@ -34,7 +34,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from gen_jax import errors
+from gen_jax import errors, parallel
 
 CHECKSUM = "sha256 of sorted per-array sha256(dtype, shape, bytes)"
 FILES = "gen_jax_files.json"           # in each step folder: size and SHA-256 of its files
@@ -126,19 +126,8 @@ def _first_line(e: Exception, limit: int = 160) -> str:
   return text
 
 
-def _path_name(path) -> str:
-  """'params/model/dense/kernel' for a key path of dicts, dataclasses or sequences."""
-  parts = []
-  for k in path:
-    for attr in ("key", "name", "idx"):
-      if hasattr(k, attr):
-        parts.append(str(getattr(k, attr)))
-        break
-  return "/".join(parts)
-
-
 def _shapes(tree) -> dict:
-  return {_path_name(p): (tuple(x.shape), str(x.dtype))
+  return {parallel.path_str(p): (tuple(x.shape), str(x.dtype))
           for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
