@@ -20,7 +20,7 @@ import pytest
 from conftest import experiment
 
 from gen_jax import config_lib, main
-from gen_jax.trainers import loop
+from gen_jax.trainers import checks, loop
 from gen_jax.utils import ckpt, writers
 
 # Orbax work left pending by an error path (an unclosed manager, an unawaited read)
@@ -374,7 +374,7 @@ def test_workdir_problems_give_one_line(tmp_path, capsys, monkeypatch):
 
   def refuse(*args, **kwargs):
     raise PermissionError(13, "Permission denied")
-  monkeypatch.setattr(loop.tempfile, "TemporaryFile", refuse)
+  monkeypatch.setattr(checks.tempfile, "TemporaryFile", refuse)
   try:
     line = _one_error_line(capsys, ARGV + ["--workdir", str(locked / "run")])
   finally:

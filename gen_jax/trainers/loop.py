@@ -17,8 +17,6 @@ import glob
 import json
 import os
 import signal
-import sys
-import tempfile
 import threading
 import time
 
@@ -31,6 +29,7 @@ from gen_jax import config_lib, errors, parallel, provenance, registry, types
 from gen_jax.data import pipeline, sources, variants
 from gen_jax.data import spec as spec_lib
 from gen_jax.evaluators import context, run_evals
+from gen_jax.trainers import checks
 from gen_jax.utils import ckpt, images, sample_files, writers
 
 
@@ -74,7 +73,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   need not exist.
   """
   config_lib.validate(config)
-  _check_workdir(workdir)
+  checks.check_workdir(workdir)
   trainer_module = registry.trainer_module(config.trainer)
   family_module = registry.family_module(config.family)
   d = config.data
@@ -89,8 +88,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   parallel.check_batch(d.batch_size, mesh)
   loader = pipeline.train_loader(train, d, config.seed, jax.process_index(),
                                  jax.process_count())
-  _check_vocab(workdir, loader.spec)
-  _check_eval_splits(config, train)
+  checks.check_vocab(workdir, loader.spec)
+  checks.check_eval_splits(config, train)
   family = family_module.make(config, variants.model_spec(d.variant, loader.spec))
   trainer = trainer_module.make(family, config)
   base_rng = jax.random.key(config.seed)
@@ -103,91 +102,6 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   checkpointer = ckpt.Checkpointer(workdir, config.keep_checkpoints)
   return Run(config, workdir, mesh, train, loader, family, trainer, checkpointer, abstract,
              shardings, base_rng)
-
-
-def _check_workdir(workdir: str, must_exist: bool = False) -> None:
-  """The workdir and its checkpoints/ are folders (or absent, unless `must_exist`)."""
-  if must_exist and not os.path.exists(workdir):
-    raise errors.GenJaxError(
-        f"workdir {workdir} does not exist; train first (--mode train) or check the path")
-  for path in (workdir, os.path.join(workdir, "checkpoints")):
-    if os.path.exists(path) and not os.path.isdir(path):
-      raise errors.ConfigError(
-          f"{path} is a file, not a folder; pass another --workdir or move the file away")
-
-
-def _check_writable(workdir: str) -> None:
-  """The workdir (or the folder it will be made in) accepts files: probed with a temp file."""
-  path = os.path.abspath(workdir)
-  while not os.path.exists(path):
-    path = os.path.dirname(path)
-  if not os.path.isdir(path):
-    raise errors.ConfigError(f"cannot make workdir {workdir}: {path} is a file")
-  try:
-    with tempfile.TemporaryFile(dir=path):
-      pass
-  except OSError as e:
-    raise errors.ConfigError(
-        f"workdir {workdir} is not writable ({e.strerror or e} in {path}); pass a folder "
-        f"you can write to") from e
-
-
-# Evaluator types that read a data split, and the key that names it ("" = only
-# data.eval_split); the others (samples, density maps, mode counts) read none.
-EVAL_SPLIT_KEYS = {"likelihood": "split", "accuracy": "split", "reconstructions": "",
-                   "interpolation": "", "sample_quality": "real_split",
-                   "text_baselines": "split"}
-
-
-def _check_eval_splits(config: ml_collections.ConfigDict, train: sources.Split) -> None:
-  """Every split an evaluator will read exists and has the training split's examples."""
-  d, where = config.data, {}
-  needs_labels = any(ec.type == "accuracy" for ec in config.evals.values())
-  for name, ec in config.evals.items():
-    if ec.type not in EVAL_SPLIT_KEYS:
-      continue
-    key = EVAL_SPLIT_KEYS[ec.type]
-    split = ec.get(key, "") if key else ""
-    where.setdefault(split or d.eval_split, f"evals.{name}.{key}" if split else "data.eval_split")
-    if ec.type == "accuracy" and "y" not in train.arrays:
-      raise errors.ConfigError(f"evals.{name}: 'accuracy' needs labels; {d.name!r} has none")
-  for split, key in where.items():
-    if split == d.train_split:
-      continue
-    try:
-      ev = sources.from_config(d, split)
-    except errors.GenJaxError as e:
-      raise type(e)(f"{key}={split!r}: {e}") from e
-    if not len(ev):
-      raise errors.DataError(f"{key}={split!r}: split {split!r} of {d.name!r} is empty")
-    if ev.stream or train.stream:   # one token stream: windows are cut at evaluation
-      continue
-    for field, f in train.spec.items():
-      g = ev.spec.get(field)
-      if g is None and f.modality == "label" and not needs_labels:
-        continue
-      if g is None or (g.shape, g.dtype) != (f.shape, f.dtype):
-        got = "absent" if g is None else f"{g.dtype}{list(g.shape)}"
-        raise errors.DataError(
-            f"{key}={split!r}: {field!r} examples of split {split!r} are {got} but the "
-            f"training split {d.train_split!r} has {f.dtype}{list(f.shape)}; use a split "
-            f"of the same shape")
-
-
-def _check_eval_batches(config: ml_collections.ConfigDict, mesh) -> None:
-  """Evaluation batches are sharded over the data axis like training batches."""
-  n = mesh.shape[parallel.AXIS]
-  for name, ec in config.evals.items():
-    b = ec.get("batch_size")
-    if ec.type in ("likelihood", "accuracy") and isinstance(b, int) and b % n:
-      raise errors.ConfigError(
-          f"evals.{name}.batch_size={b} must be divisible by the {n} data-parallel devices")
-
-
-def warn(msg: str) -> None:
-  """A problem the run works around (a skipped checkpoint), on stderr where it stands out."""
-  if parallel.is_main():
-    print(f"WARNING: {msg}", file=sys.stderr, flush=True)
 
 
 def _fresh_state(run: Run) -> types.TrainState:
@@ -229,10 +143,10 @@ def restore(run: Run, step: int | None = None):
   c = run.checkpointer
   listing = c.listing()
   for name in listing.partial:
-    warn(f"ignoring {os.path.join(c.directory, name)}: a save that was interrupted "
+    checks.warn(f"ignoring {os.path.join(c.directory, name)}: a save that was interrupted "
          f"(it holds no complete checkpoint)")
   for name in listing.foreign:
-    warn(f"ignoring {os.path.join(c.directory, name)}: not a checkpoint folder")
+    checks.warn(f"ignoring {os.path.join(c.directory, name)}: not a checkpoint folder")
   if step is not None:
     if step not in listing.steps:
       raise errors.GenJaxError(
@@ -249,7 +163,7 @@ def restore(run: Run, step: int | None = None):
     return None
   else:
     try:
-      found = c.restore_latest(run.abstract_state, on_skip=lambda s, why: warn(
+      found = c.restore_latest(run.abstract_state, on_skip=lambda s, why: checks.warn(
           f"skipping checkpoint {s} in {c.directory}, damaged: {why}"))
     except ckpt.Mismatch as e:
       raise _mismatch(run, e.step, e) from e
@@ -259,9 +173,9 @@ def restore(run: Run, step: int | None = None):
           f"warnings above); move the folder away to start from step 0, or use another workdir")
   step, state, meta = found
   if c.skipped:
-    warn(f"using checkpoint {step}, the newest that verifies")
+    checks.warn(f"using checkpoint {step}, the newest that verifies")
   if not meta["verified"]:
-    warn(f"checkpoint {step} in {c.directory} has no checksum (saved by an older gen_jax); "
+    checks.warn(f"checkpoint {step} in {c.directory} has no checksum (saved by an older gen_jax); "
          f"restored unverified")
   return state, meta
 
@@ -295,7 +209,7 @@ def _init_params_from(run: Run, ts: types.TrainState) -> types.TrainState:
   source = ckpt.Checkpointer(src.workdir, 1, use_async=False)
   try:
     if src.step < 0:
-      found = source.restore_latest(raw=True, on_skip=lambda s, why: warn(
+      found = source.restore_latest(raw=True, on_skip=lambda s, why: checks.warn(
           f"init_from: skipping checkpoint {s} in {source.directory}, damaged: {why}"))
       if found is None:
         what = " that verifies" if source.all_steps() else ""
@@ -481,44 +395,6 @@ def _save_on_interrupt(run: Run, ts, meta: dict, unchecked: list) -> int | None:
     return None
 
 
-def save_config(config, workdir: str) -> None:
-  """Writes config.json atomically (a crash leaves the old file or the new one)."""
-  if parallel.is_main():
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
-    with open(path + ".tmp", "w") as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-    os.replace(path + ".tmp", path)
-
-
-def saved_config(workdir: str) -> dict | None:
-  """The run's config.json, or None when it is missing or unreadable."""
-  try:
-    with open(os.path.join(workdir, "config.json")) as f:
-      saved = json.load(f)
-  except (OSError, ValueError):
-    return None
-  return saved if isinstance(saved, dict) else None
-
-
-def check_config_change(saved: dict, config: ml_collections.ConfigDict, source: str) -> list:
-  """Refuses a resume whose config differs from the run's outside RESUME_MAY_CHANGE.
-
-  Returns the differing keys, which `allow_config_change=True` accepts.
-  """
-  keys = config_lib.changed_keys(saved, config)
-  if not keys:
-    return []
-  what = config_lib.describe_changes(saved, config, keys)
-  if not config.allow_config_change:
-    raise errors.ConfigError(
-        f"this config differs from the run's ({source}) in {what}; use another workdir, "
-        f"or pass --config.allow_config_change=True to resume with it")
-  warn(f"resuming with a config that differs from the run's ({source}) in {what} "
-       f"(allow_config_change)")
-  return keys
-
-
 def _tidy(run: Run, start: int) -> None:
   """Readies checkpoints/ for the saves of a run that starts at step `start`.
 
@@ -533,7 +409,7 @@ def _tidy(run: Run, start: int) -> None:
       c.seal(start)
     for step, _ in c.skipped:
       if step > start:
-        warn(f"moved damaged checkpoint {step} to {c.set_aside(step)} (delete it when no "
+        checks.warn(f"moved damaged checkpoint {step} to {c.set_aside(step)} (delete it when no "
              f"longer needed)")
     for name in c.listing().partial:
       c.remove_partial(name)
@@ -575,20 +451,20 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def _train(run: Run, config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Checks what setup could not (workdir, resume config), restores, then trains."""
-  _check_writable(workdir)
+  checks.check_writable(workdir)
   if config.eval_at_end:
-    _check_eval_batches(config, run.mesh)
-  saved = saved_config(workdir)
+    checks.check_eval_batches(config, run.mesh)
+  saved = checks.saved_config(workdir)
   changed = []
   if saved is not None and run.checkpointer.all_steps():
-    changed = check_config_change(saved, config, os.path.join(workdir, "config.json"))
+    changed = checks.check_config_change(saved, config, os.path.join(workdir, "config.json"))
   found = restore(run)
   if found is None:
     ts = _fresh_state(run)
   else:
     ts, meta = found
     if saved is None and isinstance(meta.get("config"), dict):
-      changed = check_config_change(meta["config"], config, "its checkpoint's metadata")
+      changed = checks.check_config_change(meta["config"], config, "its checkpoint's metadata")
   start = int(jax.device_get(ts.step))
   k = config.steps_per_dispatch
   if start % k:
@@ -596,7 +472,7 @@ def _train(run: Run, config: ml_collections.ConfigDict, workdir: str) -> dict:
         f"checkpoint step {start} is not a multiple of steps_per_dispatch={k}; resume with "
         f"a steps_per_dispatch that divides {start}")
   _tidy(run, start)
-  save_config(config, workdir)
+  checks.save_config(config, workdir)
   writer = writers.MetricWriter(workdir, resume_step=start)
   try:
     return _loop(run, ts, start, writer, changed)
@@ -619,7 +495,7 @@ def _loop(run: Run, ts, start: int, writer, changed: list) -> dict:
   elif rows or events:
     log(f"starting from step 0: no complete checkpoint in {where}; removed {removed} of "
         f"an earlier attempt")
-  save_vocab(run)
+  checks.save_vocab(run.workdir, run.spec)
   loader = run.loader
   step_fn = make_step_fn(run)
   meta = {"config": json.loads(config.to_json_best_effort())}
@@ -694,11 +570,11 @@ def _stack(metric_list):
 
 def evaluate(config, workdir: str, step: int | None = None) -> dict:
   """Runs config.evals on a checkpoint (default: the newest that verifies)."""
-  _check_workdir(workdir, must_exist=True)
+  checks.check_workdir(workdir, must_exist=True)
   run = setup(config, workdir)
   try:
-    _check_eval_batches(config, run.mesh)
-    _check_writable(workdir)
+    checks.check_eval_batches(config, run.mesh)
+    checks.check_writable(workdir)
     ts = init_or_restore(run, require_checkpoint=True, step=step)
     recorder = provenance.Recorder(workdir, int(jax.device_get(ts.step)), mode="eval")
     train_prerequisites(config)
@@ -720,10 +596,10 @@ def sample(config, workdir: str, step: int | None = None) -> str:
 
   Returns the path of the main file (PNG grid or plot, text, CSV).
   """
-  _check_workdir(workdir, must_exist=True)
+  checks.check_workdir(workdir, must_exist=True)
   run = setup(config, workdir)
   try:
-    _check_writable(workdir)
+    checks.check_writable(workdir)
     ts = init_or_restore(run, require_checkpoint=True, step=step)
     recorder = provenance.Recorder(workdir, int(jax.device_get(ts.step)), mode="sample")
     ctx = eval_context(run, ts, None)
@@ -743,29 +619,3 @@ def sample(config, workdir: str, step: int | None = None) -> str:
   return paths[0]
 
 
-def _vocab_of(spec: dict) -> dict:
-  return {k: list(f.vocab) for k, f in spec.items() if f.vocab}
-
-
-def save_vocab(run: Run) -> None:
-  """Stores the token vocabulary with the run (`vocab.json`; setup checks it on reruns)."""
-  vocab = _vocab_of(run.spec)
-  path = os.path.join(run.workdir, "vocab.json")
-  if vocab and not os.path.isfile(path) and parallel.is_main():
-    os.makedirs(run.workdir, exist_ok=True)
-    with open(path, "w") as f:
-      json.dump(vocab, f, ensure_ascii=False)
-
-
-def _check_vocab(workdir: str, spec: dict) -> None:
-  """The data's vocabulary must be the one the run was trained with."""
-  path = os.path.join(workdir, "vocab.json")
-  vocab = _vocab_of(spec)
-  if not vocab or not os.path.isfile(path):
-    return
-  with open(path) as f:
-    stored = json.load(f)
-  if stored != vocab:
-    raise errors.DataError(
-        f"the data's vocabulary differs from the one stored with this run ({path}); token ids "
-        f"would not match: use the training text or a new workdir")
