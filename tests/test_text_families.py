@@ -2,13 +2,15 @@
 import json
 import math
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import experiment, run_main
+from conftest import experiment
 
 from gen_jax import config_lib, errors, parallel
 from gen_jax.data import sources, text_ops, variants
@@ -189,8 +191,8 @@ def test_fsdp_and_tensor_parallel_meshes_give_the_losses_of_one_device(tmp_path)
   loop.train(config, str(tmp_path / "resumed"))
   jax.tree.map(np.testing.assert_array_equal, _final(config, str(tmp_path / "resumed")).params,
                _final(config, str(tmp_path / "one")).params)
-  out = run_main.__globals__["subprocess"].run(
-      [run_main.__globals__["sys"].executable, "-c", MESH_SCRIPT, GPT_SMOKE, str(tmp_path)],
+  out = subprocess.run(
+      [sys.executable, "-c", MESH_SCRIPT, GPT_SMOKE, str(tmp_path)],
       env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
       capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]

@@ -228,8 +228,7 @@ def _init_params_from(run: Run, ts: types.TrainState) -> types.TrainState:
                                  f"damaged ({e}); choose another init_from.step") from e
   finally:
     source.close()
-  params = saved["params"] if src.get("use_ema", False) is False or not saved.get("ema") \
-      else saved["ema"]
+  params = saved["ema"] if src.get("use_ema", False) and saved.get("ema") else saved["params"]
   flat_src = {parallel.path_str(p): v for p, v in
               jax.tree_util.tree_flatten_with_path(params)[0]}
   copied = []
