@@ -29,7 +29,8 @@ def base() -> ml_collections.ConfigDict:
       variant="",                # see gen_jax.data.variants.VARIANTS
       train_split="train",
       eval_split="test",
-      batch_size=128,            # global batch, split over all devices
+      batch_size=128,            # global batch, split over all devices; 0 = the whole
+                                 # split every step, in stored order (the "em" trainer)
       path="",                   # npz / txt sources: file path
       download=False,            # tfds: fetch if missing (needs internet)
       description="",            # label for reported numbers; "" = the dataset name
@@ -59,6 +60,13 @@ def base() -> ml_collections.ConfigDict:
   c.num_samples = 64             # images in sample grids (points in 2-D sample plots)
   c.plot_extent = 0.0            # 2-D plots cover [-e, e]^2; 0 = from the samples
   c.eval_at_end = True
+  c.x64 = False                  # run in float64 (jax_enable_x64): EM, long HMM sequences
+  # The "em" trainer (gen_jax.trainers.em): one step is one EM iteration.
+  c.em = ml_collections.ConfigDict(dict(
+      tol=1e-3,                  # stop once the log-likelihood per example changes by
+                                 # less than tol nats; 0 = run every step
+      decrease_tol=1e-4,         # a decrease beyond this (nats per example) is reported
+  ))
   c.evals = ml_collections.ConfigDict()   # name -> {type: registry.EVALUATORS key, ...}
   # Resume although keys outside RESUME_MAY_CHANGE differ from the run's config.json.
   c.allow_config_change = False
@@ -208,8 +216,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise errors.ConfigError(
         f"keep_checkpoints must be >= 1 (got {config.keep_checkpoints}): it is how many of the "
         f"newest checkpoints are kept")
-  if config.data.batch_size < 1:
-    raise errors.ConfigError(f"data.batch_size must be >= 1 (got {config.data.batch_size})")
+  if config.data.batch_size < 0:
+    raise errors.ConfigError(f"data.batch_size must be >= 1, or 0 for the whole split (got "
+                             f"{config.data.batch_size})")
+  if config.trainer == "em" and config.data.batch_size != 0:
+    raise errors.ConfigError(
+        f"trainer 'em' takes the whole split every step: set --config.data.batch_size=0 "
+        f"(got {config.data.batch_size})")
+  if config.em.tol < 0 or config.em.decrease_tol < 0:
+    raise errors.ConfigError(f"em.tol and em.decrease_tol must be >= 0 (got {config.em.tol}, "
+                             f"{config.em.decrease_tol})")
   for player, section in config.optim.items():
     if not isinstance(section, ml_collections.ConfigDict) or section.get("name") == "frozen":
       continue
@@ -234,6 +250,7 @@ RESUME_MAY_CHANGE = (
     "keep_checkpoints", "steps_per_dispatch", "eval_at_end", "evals", "num_samples",
     "plot_extent", "sample", "reference", "distributed", "mesh", "sharding",
     "data.eval_split", "data.description", "data.download", "allow_config_change",
+    "em.tol", "em.decrease_tol",
 )
 
 

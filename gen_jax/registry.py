@@ -18,10 +18,18 @@ FAMILIES = {
     "gpt": "gen_jax.models.gpt",
     "mlm": "gen_jax.models.mlm",
     "seq2seq": "gen_jax.models.seq2seq",
+    "gmm": "gen_jax.models.gmm",
+    "mixture_bernoulli": "gen_jax.models.gmm",
+    "factor_analysis": "gen_jax.models.factor_analysis",
+    "ppca": "gen_jax.models.factor_analysis",
+    "hmm": "gen_jax.models.hmm",
+    "bayes_net": "gen_jax.models.bayes_net",
+    "mrf": "gen_jax.models.mrf",
 }
 
 TRAINERS = {
     "sgd": "gen_jax.trainers.sgd",
+    "em": "gen_jax.trainers.em",
 }
 
 EVALUATORS = {
@@ -35,6 +43,9 @@ EVALUATORS = {
     "modes": "gen_jax.evaluators.mode_coverage",
     "stacked_mnist_modes": "gen_jax.evaluators.mode_coverage",
     "text_baselines": "gen_jax.evaluators.text_baselines",
+    "hmm_recovery": "gen_jax.evaluators.hmm_recovery",
+    "bn_queries": "gen_jax.evaluators.bn_queries",
+    "ising_curve": "gen_jax.evaluators.ising_curve",
 }
 
 

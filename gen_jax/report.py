@@ -41,6 +41,20 @@ def _reference_from_command(command: str) -> dict:
   return config_lib.load_config(args[args.index("--config") + 1]).reference.to_dict()
 
 
+def _schedule(steps: int, batch: int, epochs: float, config: dict, last: dict) -> str:
+  """'N steps × batch B (E epochs)', or for whole-split EM 'N steps (EM iterations ...)'."""
+  if batch == 0:
+    text = (f"{steps:,} steps (EM iterations over the whole split of "
+            f"{last.get('train_examples', 0):,})")
+  else:
+    text = f"{steps:,} steps × batch {batch} ({epochs:.1f} epochs)"
+  if "converged_at" in last:
+    return text + f"; converged at step {last['converged_at']:,} (em.tol {config['em']['tol']:g})"
+  if steps < config["total_steps"]:
+    text += f"; stopped at step {steps:,} of {config['total_steps']:,}"
+  return text
+
+
 def row(workdir: str) -> dict:
   with open(os.path.join(workdir, "config.json")) as f:
     config = json.load(f)
@@ -71,9 +85,7 @@ def row(workdir: str) -> dict:
       "also": "; ".join(f"{k} {v:.2f} [{ev['units'][k].split(';')[0]}]"
                         for k, v in ev["results"].items()
                         if isinstance(v, float) and k != metric and not k.endswith("_sem")),
-      "schedule": f"{steps:,} steps × batch {d['batch_size']} ({epochs:.1f} epochs)"
-                  + (f"; stopped at step {steps:,} of {config['total_steps']:,}"
-                     if steps < config["total_steps"] else ""),
+      "schedule": _schedule(steps, d["batch_size"], epochs, config, trained[-1]),
       "hardware": "; ".join(_distinct(r["hardware"] for r in info)),
       "wall": _hours(sum(r["wall_s"] for r in info)),
       "commit": ", ".join(_distinct(r["commit"] for r in info)),

@@ -48,6 +48,9 @@ class Family:
     sample_field: the data field `sample` produces (its spec says how to show it).
     sharding_rules: ((regex, spec), ...) tensor-parallel rules for
       `config.sharding = "tensor"` (see gen_jax.parallel.state_shardings).
+    em: closed-form expectation-maximization (`EM`) for the "em" trainer; a
+      family that has it is also trainable by "sgd" on `loss` (the negative
+      mean log-likelihood), so both routes fit the same model.
   """
   players: tuple[str, ...]
   init: Callable[..., tuple[PyTree, PyTree]]
@@ -61,9 +64,62 @@ class Family:
   eval_weights: Mapping[str, str] = dataclasses.field(default_factory=dict)
   sample_field: str = "x"
   sharding_rules: tuple = ()
+  em: Optional["EM"] = None
 
   def num_updates(self, player: str) -> int:
     return 1 if self.updates_per_step is None else int(self.updates_per_step.get(player, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class EM:
+  """Expectation-maximization in closed form, for the "em" trainer.
+
+  Attributes:
+    e_step: `e_step(params, state, batch, weights) -> stats`: a pytree of SUMS
+      over the batch's examples, example i's contribution multiplied by
+      `weights[i]` (f32[B]; 0 marks padding). It must hold "loglik" (f[] =
+      sum_i w_i log p(x_i | params), nats) and "count" (f[] = sum_i w_i).
+      Because every entry is a sum, the statistics of a batch sharded over
+      devices and hosts are the sums XLA reduces across them: one E-step over
+      the global batch is one E-step over the union of the shards.
+      A MAP family (pseudo-counts, Dirichlet priors) also returns "log_prior"
+      (f[], log p(params), once, not per example): EM then makes loglik +
+      log_prior monotone, and that sum is what the trainer checks.
+      (Under jit the E-step is written on the global batch; XLA runs it per
+      shard and reduces the sums, so a per-parameter term like the log prior
+      is counted once.)
+    m_step: `m_step(params, state, stats) -> (params, state)`: the maximizer
+      given the whole training split's statistics, with the family's priors
+      and floors (e.g. `reg_covar`, pseudo-counts), in the same parameter
+      space as `init` (so the SGD route can train the same params).
+  """
+  e_step: Callable[..., PyTree]
+  m_step: Callable[..., tuple[PyTree, PyTree]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+  """What a trainer module's `make(family, config)` returns.
+
+  Attributes:
+    init: `init(rng, batch) -> TrainState`.
+    step: `step(ts, batch, rng) -> (ts, metrics)`, pure: `rng` is already
+      specific to this step, `batch` is in model space and `metrics` are
+      scalar global means.
+    monitor: optional `monitor(first_step, metrics) -> (warnings, stop_step)`,
+      called by the loop on the host with the metrics {name: np.ndarray[n]} of
+      steps first_step+1 .. first_step+n whenever it checks them; `warnings`
+      are printed and recorded, `stop_step` (or None) is a step at which the
+      run is complete (e.g. EM converged) and the loop stops and saves there.
+  """
+  init: Callable[..., "TrainState"]
+  step: Callable[..., tuple["TrainState", dict]]
+  monitor: Optional[Callable[..., tuple[list, Optional[int]]]] = None
+
+
+def real_dtype():
+  """float64 when `jax_enable_x64` is on (config.x64), else float32: families cast to it."""
+  return jax.numpy.zeros((), float).dtype
 
 
 @flax.struct.dataclass

@@ -69,6 +69,45 @@ class Loader:
     return {key: v[idx] for key, v in self.arrays.items()}
 
 
+class WholeSplit:
+  """Every batch is the whole split in stored order, padded with rows of weight 0.
+
+  For trainers that need every example at every step (EM). The global batch
+  is N rounded up to a multiple of `multiple` (the data-parallel devices and
+  processes); the field "weight" (f32, 1 for real rows, 0 for padding, which
+  repeats example 0) lets sums over the batch ignore the padding.
+  """
+
+  def __init__(self, arrays: dict, spec: dict, multiple: int = 1, process_index: int = 0,
+               process_count: int = 1):
+    self.n = len(next(iter(arrays.values())))
+    if not self.n:
+      raise errors.DataError("the training split holds no examples")
+    multiple = int(np.lcm(max(multiple, 1), process_count))
+    self.global_batch = -(-self.n // multiple) * multiple
+    local = self.global_batch // process_count
+    idx = np.arange(process_index * local, (process_index + 1) * local)
+    weight = (idx < self.n).astype(np.float32)
+    idx = np.where(idx < self.n, idx, 0)
+    self._batch = {**{k: v[idx] for k, v in arrays.items()}, WEIGHT: weight}
+    self.spec = {**spec, WEIGHT: spec_lib.Field((), "float32", "weight")}
+    self.steps_per_epoch = 1
+
+  def first(self) -> dict:
+    return self._batch
+
+  def batch(self, step: int) -> dict:
+    del step
+    return self._batch
+
+  def batches(self, step: int, k: int) -> dict:
+    del step
+    return {key: np.broadcast_to(v[None], (k,) + v.shape) for key, v in self._batch.items()}
+
+
+WEIGHT = spec_lib.WEIGHT
+
+
 def eval_batches(arrays: dict, global_batch: int, process_index: int = 0,
                  process_count: int = 1) -> Iterator[tuple[dict, np.ndarray]]:
   """Yields (process-local batch, mask f32[b]) covering every example once.
@@ -98,6 +137,7 @@ class _Windows:
                                      process_index, process_count)
     self.spec = {"tokens": split.spec["tokens"].replace(shape=(block_size + 1,))}
     self.n = len(split.arrays["tokens"])
+    self.global_batch = global_batch
 
   def first(self) -> dict:
     return self._loader.first()
@@ -110,13 +150,24 @@ class _Windows:
 
 
 def train_loader(split, data_config, seed: int, process_index: int = 0,
-                 process_count: int = 1):
-  """The training batches of a split: `.spec`, `.first()`, `.batch(step)`, `.batches(step, k)`.
+                 process_count: int = 1, multiple: int = 1):
+  """The training batches of a split: `.spec`, `.global_batch`, `.first()`, `.batch(step)`,
+  `.batches(step, k)`.
 
   Text streams give random windows of `data.block_size + 1` tokens; other
-  splits give shuffled examples of every field (labels only with `data.labels`).
+  splits give shuffled examples of every field (labels only with `data.labels`);
+  `data.batch_size = 0` gives the whole split every step (`WholeSplit`, padded
+  to a multiple of `multiple` rows).
   """
   d = data_config
+  if d.batch_size == 0:
+    if split.stream:
+      raise errors.ConfigError(f"dataset {d.name!r} is a text stream: data.batch_size=0 (the "
+                               f"whole split) needs a dataset of examples")
+    arrays = {k: v for k, v in split.arrays.items()
+              if split.spec[k].modality != "label" or d.get("labels", False)}
+    return WholeSplit(arrays, {k: split.spec[k] for k in arrays}, multiple, process_index,
+                      process_count)
   if split.stream:
     if d.get("block_size", 0) < 1:
       raise errors.ConfigError(f"dataset {d.name!r} is a text stream: set data.block_size")

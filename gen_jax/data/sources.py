@@ -52,7 +52,8 @@ class Split:
     spec: the per-example fields of `arrays` (for a stream: of one token).
     binary: image values are already in {0, 1}.
     stream: `arrays["tokens"]` is one token stream, batched as windows.
-    kind: "image" | "points" | "text" | "seq2seq": which data variants fit.
+    kind: "image" | "points" | "text" | "seq2seq" | "sequence" | "table" |
+      "lattice": which data variants fit (gen_jax.data.variants).
   """
   arrays: dict
   spec: dict
@@ -109,6 +110,19 @@ DATASETS = {
     "txt": ("text", False, ("nanogpt_train", "nanogpt_val", "all")),
     "zen": ("text", False, ("nanogpt_train", "nanogpt_val", "all")),
     "addition": ("arith", False, ("train", "test")),
+    # Sources that live in their own module: module.load(name, split, path, options) -> Split.
+    "casino": ("module", False, ("train", "test")),
+    "hmm_gaussian": ("module", False, ("train", "test")),
+    "bnlearn": ("module", False, ("train", "test")),
+    "ising": ("module", False, ("train", "test")),
+}
+
+# The module of each "module" source (imported only when the source is used).
+SOURCE_MODULES = {
+    "casino": "gen_jax.data.hmm_data",
+    "hmm_gaussian": "gen_jax.data.hmm_data",
+    "bnlearn": "gen_jax.data.bn_data",
+    "ising": "gen_jax.data.ising_data",
 }
 
 DIGITS_TRAIN = 1500
@@ -156,6 +170,9 @@ def _load_cached(name, split, path, download, options=()) -> Split:
     return _text(name, split, path, download)
   if kind == "arith":
     return _arith(split, dict(options))
+  if kind == "module":
+    import importlib  # pylint: disable=g-import-not-at-top
+    return importlib.import_module(SOURCE_MODULES[name]).load(name, split, path, dict(options))
   return _tfds(name, split, binary, download)
 
 

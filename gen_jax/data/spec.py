@@ -12,6 +12,7 @@ data variant) from the spec, so no loop code assumes a particular field.
   label    i32[] class ids in [0, cardinality)
   table    i32[K] discrete columns, column k in [0, cardinality[k])
   length   i32[] valid length of a padded sequence field
+  weight   f32[] per-example weight (0 marks padding of a whole-split batch)
 """
 import dataclasses
 from typing import Mapping
@@ -19,7 +20,9 @@ from typing import Mapping
 import jax
 import numpy as np
 
-MODALITIES = ("image", "points", "tokens", "label", "table", "length")
+WEIGHT = "weight"   # name of the per-example weight field of whole-split batches
+
+MODALITIES = ("image", "points", "tokens", "label", "table", "length", "weight")
 
 
 @dataclasses.dataclass(frozen=True)

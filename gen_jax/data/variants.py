@@ -25,16 +25,19 @@ import numpy as np
 from gen_jax import errors
 
 VARIANTS = ("grayscale", "binarized_dynamic", "binarized_static", "dequantized_8bit",
-            "continuous", "tokens")
+            "continuous", "tokens", "raw")
 # Which variants fit which kind of source (sources.Split.kind).
-_KIND_VARIANT = {"points": "continuous", "text": "tokens", "seq2seq": "tokens"}
+_KIND_VARIANT = {"points": "continuous", "text": "tokens", "seq2seq": "tokens",
+                 "sequence": "raw", "table": "raw", "lattice": "raw"}
 EVAL_BINARIZATION_SEED = 0
 
 
 def check(variant: str, binary_source: bool, dataset: str, kind: str = "image") -> None:
   """Rejects unknown variants and variants that do not fit the source.
 
-  `kind` is the source's `Split.kind`: "image", "points", "text" or "seq2seq".
+  `kind` is the source's `Split.kind`: "image", "points", "text", "seq2seq",
+  "sequence" (HMM observations), "table" (discrete cases) or "lattice" (spin
+  configurations); the last three take only the variant "raw" (as stored).
   """
   if variant not in VARIANTS:
     raise errors.ConfigError(errors.choices("data variant", variant, VARIANTS))

@@ -64,6 +64,16 @@ class Run:
     self.checkpointer.close()
 
 
+def precision(config: ml_collections.ConfigDict):
+  """The context a run's arrays live in: float64 when config.x64, else float32.
+
+  `train`, `evaluate` and `sample` enter it themselves; code that calls `setup`
+  and `init_or_restore` directly (notebooks, tests) wraps them in it, or an
+  x64 run's checkpoints will not match the float32 state it expects.
+  """
+  return jax.enable_x64(bool(config.get("x64", False)))
+
+
 def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   """Validates the config and data, loads training data and builds family and trainer.
 
@@ -85,15 +95,16 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
     if hasattr(module, "check"):
       module.check(name, ec, config)
   mesh = parallel.make_mesh(config.mesh.data, config.mesh.model)
-  parallel.check_batch(d.batch_size, mesh)
+  if d.batch_size:
+    parallel.check_batch(d.batch_size, mesh)
   loader = pipeline.train_loader(train, d, config.seed, jax.process_index(),
-                                 jax.process_count())
+                                 jax.process_count(), multiple=mesh.shape[parallel.AXIS])
   checks.check_vocab(workdir, loader.spec)
   checks.check_eval_splits(config, train)
   family = family_module.make(config, variants.model_spec(d.variant, loader.spec))
   trainer = trainer_module.make(family, config)
   base_rng = jax.random.key(config.seed)
-  raw = spec_lib.abstract_batch(loader.spec, d.batch_size)
+  raw = spec_lib.abstract_batch(loader.spec, loader.global_batch)
   example = jax.eval_shape(
       lambda b, r: variants.apply_batch(d.variant, b, loader.spec, r), raw, base_rng)
   abstract = jax.eval_shape(trainer.init, base_rng, example)
@@ -114,8 +125,11 @@ def _fresh_state(run: Run) -> types.TrainState:
   rng = parallel.fold(run.base_rng, "init")
   variant, spec = run.config.data.variant, run.spec
 
-  def init(rng, raw):
-    batch = variants.apply_batch(variant, raw, spec, parallel.fold(rng, "data"))
+  fixed_data = isinstance(run.loader, pipeline.WholeSplit)
+
+  def init(rng, raw):   # a whole-split batch: the same variant draw as every step's
+    data_rng = jax.random.fold_in(run.base_rng, 0) if fixed_data else rng
+    batch = variants.apply_batch(variant, raw, spec, parallel.fold(data_rng, "data"))
     return run.trainer.init(rng, batch)
   ts = jax.jit(init, out_shardings=run.shardings)(rng, raw)
   if run.config.init_from.workdir:
@@ -257,13 +271,17 @@ def train_step_fn(run: Run):
   """The pure, unjitted step on a raw batch: (ts, raw batch, base_rng) -> (ts, metrics).
 
   Keys come from (base_rng, ts.step): one for the data variant (e.g. the
-  dynamic binarization), one for the trainer's updates.
+  dynamic binarization), one for the trainer's updates. A whole-split batch
+  (data.batch_size = 0) is the same batch at every step, its variant's noise
+  included: the data key is step 0's (EM sees one fixed binarization).
   """
   variant, trainer, spec = run.config.data.variant, run.trainer, run.spec
+  fixed_data = isinstance(run.loader, pipeline.WholeSplit)
 
   def one(ts, raw, base_rng):
     rng = jax.random.fold_in(base_rng, ts.step)
-    batch = variants.apply_batch(variant, raw, spec, parallel.fold(rng, "data"))
+    data_rng = jax.random.fold_in(base_rng, 0) if fixed_data else rng
+    batch = variants.apply_batch(variant, raw, spec, parallel.fold(data_rng, "data"))
     return trainer.step(ts, batch, parallel.fold(rng, "update"))
   return one
 
@@ -295,6 +313,21 @@ def _first_nonfinite(pending):
         if not np.isfinite(values[i]):
           return start + i + 1, name, float(values[i])
   return None
+
+
+def _monitor(trainer, checked, warned: list) -> int | None:
+  """Runs the trainer's monitor on checked metrics; prints its warnings; the stop step."""
+  if trainer.monitor is None or not checked:
+    return None
+  stop = None
+  for start, metrics in checked:
+    warnings, done_at = trainer.monitor(start, jax.device_get(metrics))
+    for w in warnings:
+      checks.warn(w)
+    warned.extend(warnings)
+    if done_at is not None and stop is None:
+      stop = done_at
+  return stop
 
 
 def _fmt_time(seconds: float) -> str:
@@ -441,11 +474,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Nothing in the workdir changes until the config, the data, the workdir and
   the checkpoint to resume from have all been checked.
   """
-  run = setup(config, workdir)
-  try:
-    return _train(run, config, workdir)
-  finally:
-    run.close()
+  with precision(config):
+    run = setup(config, workdir)
+    try:
+      return _train(run, config, workdir)
+    finally:
+      run.close()
 
 
 def _train(run: Run, config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -501,6 +535,7 @@ def _loop(run: Run, ts, start: int, writer, changed: list) -> dict:
   pending, unchecked, step = [], [], start
   t_log, s_log, t0 = time.time(), start, time.time()
   extra = {"config_changed": changed} if changed else {}
+  warned: list = []
   try:
     with _deferred_stop() as stop_requested:
       while step < total:
@@ -514,7 +549,7 @@ def _loop(run: Run, ts, start: int, writer, changed: list) -> dict:
         is_log = step % config.log_every_steps == 0 or step == total
         is_ckpt = step % config.ckpt_every_steps == 0 or step == total
         if is_log or is_ckpt:
-          bad, unchecked = _first_nonfinite(unchecked), []
+          bad, checked, unchecked = _first_nonfinite(unchecked), unchecked, []
           if bad is not None:
             run.checkpointer.wait()
             last = run.checkpointer.latest_step()
@@ -523,6 +558,12 @@ def _loop(run: Run, ts, start: int, writer, changed: list) -> dict:
                     f"Last good checkpoint: step {last} in {where}" if last is not None else
                     "No checkpoint was saved before it; lower the learning rate or check "
                     "the data"))
+          done_at = _monitor(run.trainer, checked, warned)
+          if done_at is not None:
+            log(f"converged at step {done_at} (em.tol={config.em.tol:g}); stopping at step "
+                f"{step}")
+            total, is_log, is_ckpt = step, True, True
+            extra["converged_at"] = done_at
         if is_log:
           means = {n: float(np.mean(v)) for n, v in jax.device_get(
               _stack([m for _, m in pending])).items()}
@@ -551,6 +592,8 @@ def _loop(run: Run, ts, start: int, writer, changed: list) -> dict:
       recorder.finish(saved, time.time() - t0, run.train_examples, interrupted=True, **extra)
     raise
   run.checkpointer.wait()
+  if warned:
+    extra["warnings"] = warned
   train_seconds = time.time() - t0
   if step > start:
     log(f"trained {step - start} steps in {_fmt_time(train_seconds)}")
@@ -569,6 +612,11 @@ def _stack(metric_list):
 
 def evaluate(config, workdir: str, step: int | None = None) -> dict:
   """Runs config.evals on a checkpoint (default: the newest that verifies)."""
+  with precision(config):
+    return _evaluate(config, workdir, step)
+
+
+def _evaluate(config, workdir: str, step: int | None) -> dict:
   checks.check_workdir(workdir, must_exist=True)
   run = setup(config, workdir)
   try:
@@ -595,6 +643,11 @@ def sample(config, workdir: str, step: int | None = None) -> str:
 
   Returns the path of the main file (PNG grid or plot, text, CSV).
   """
+  with precision(config):
+    return _sample(config, workdir, step)
+
+
+def _sample(config, workdir: str, step: int | None) -> str:
   checks.check_workdir(workdir, must_exist=True)
   run = setup(config, workdir)
   try:

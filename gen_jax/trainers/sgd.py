@@ -6,9 +6,6 @@ generator step). Each update differentiates `family.loss(p, ...)` w.r.t.
 `params[p]` only, so a player's update never changes another player's
 parameters. Non-gradient `state` returned by the loss is threaded through.
 """
-import dataclasses
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -16,18 +13,7 @@ import optax
 from gen_jax import optim, parallel, types
 
 
-@dataclasses.dataclass(frozen=True)
-class Trainer:
-  """`init(rng, batch) -> TrainState`; `step(ts, batch, rng) -> (ts, metrics)`.
-
-  `step` is pure: `rng` is already specific to this step, `batch` is already
-  in model space (variant applied) and `metrics` are scalar global means.
-  """
-  init: Callable[..., types.TrainState]
-  step: Callable[..., tuple[types.TrainState, dict]]
-
-
-def make(family: types.Family, config) -> Trainer:
+def make(family: types.Family, config) -> types.Trainer:
   txs = optim.make_optimizers(config, family.players)
   ema_decay = float(config.ema_decay)
   multi = len(family.players) > 1
@@ -62,4 +48,4 @@ def make(family: types.Family, config) -> Trainer:
     return types.TrainState(step=ts.step + 1, params=params, opt_state=opt_state,
                             state=state, ema=ema), metrics
 
-  return Trainer(init=init, step=step)
+  return types.Trainer(init=init, step=step)
