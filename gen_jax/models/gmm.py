@@ -19,6 +19,10 @@ the SGD trainer fit the same family on the same log-likelihood:
             log of U's diagonal, i.e. -log of the standard deviations for diag
   logit_p   [K, D]   (mixture_bernoulli) Bernoulli logits
 so log N(x; mu, Sigma) = -D/2 log 2pi + sum log diag(U) - |U (x - mu)|^2 / 2.
+For diag and spherical covariances every variance is floored at reg_covar in
+the density itself (EM's M-step adds reg_covar, so its variances are above
+the floor; SGD meets the same floor). Full and tied covariances get
+reg_covar from the M-step only: fitted by SGD they have no floor.
 
 EM (`types.EM`): the E-step returns, summed over examples with weights w_n
 and responsibilities r_nk, the counts N_k, first moments and second moments
@@ -67,20 +71,35 @@ def _tril_mask(d: int):
   return jnp.tril(jnp.ones((d, d), bool), -1)
 
 
-def _prec_factor(p: dict, covariance: str, k: int, d: int):
+def _log_diag(p: dict, covariance: str, reg: float):
+  """log diag(U); for diag and spherical, capped so every variance is >= reg_covar.
+
+  EM's variances are already >= reg_covar (it adds it), so the cap changes
+  nothing there; it is the same floor for gradient training, which would
+  otherwise shrink the variance of a constant pixel to 0 and the density to
+  +inf.
+  """
+  ld = p["log_prec_diag"]
+  if covariance in ("diag", "spherical") and reg > 0:
+    ld = jnp.minimum(ld, -0.5 * math.log(reg))
+  return ld
+
+
+def _prec_factor(p: dict, covariance: str, k: int, d: int, reg: float = 0.0):
   """U with Sigma^-1 = U^T U: f[K, D, D] (full/tied as [K, D, D] broadcast) or f[K, D] (diag)."""
+  ld = _log_diag(p, covariance, reg)
   if covariance in ("full", "tied"):
     lower = jnp.where(_tril_mask(d), p["prec_tril"], 0.0)
-    u = lower + jnp.einsum("...d,de->...de", jnp.exp(p["log_prec_diag"]), jnp.eye(d))
+    u = lower + jnp.einsum("...d,de->...de", jnp.exp(ld), jnp.eye(d))
     return jnp.broadcast_to(u, (k, d, d))
   if covariance == "diag":
-    return jnp.exp(p["log_prec_diag"])
-  return jnp.broadcast_to(jnp.exp(p["log_prec_diag"])[:, None], (k, d))
+    return jnp.exp(ld)
+  return jnp.broadcast_to(jnp.exp(ld)[:, None], (k, d))
 
 
-def _log_det_u(p: dict, covariance: str, k: int, d: int):
+def _log_det_u(p: dict, covariance: str, k: int, d: int, reg: float = 0.0):
   """sum log diag(U) per component: f[K] (= -log|Sigma_k| / 2)."""
-  ld = p["log_prec_diag"]
+  ld = _log_diag(p, covariance, reg)
   if covariance in ("full", "diag"):
     return ld.sum(-1)
   if covariance == "spherical":
@@ -88,16 +107,17 @@ def _log_det_u(p: dict, covariance: str, k: int, d: int):
   return jnp.broadcast_to(ld.sum(), (k,))
 
 
-def gaussian_log_probs(p: dict, x, covariance: str):
-  """log N(x_n; mu_k, Sigma_k): f[N, K] for x f[N, D]."""
+def gaussian_log_probs(p: dict, x, covariance: str, reg: float = 0.0):
+  """log N(x_n; mu_k, Sigma_k): f[N, K] for x f[N, D] (variances floored at reg, see _log_diag)."""
   k, d = p["means"].shape
-  u = _prec_factor(p, covariance, k, d)
+  u = _prec_factor(p, covariance, k, d, reg)
   diff = x[:, None, :] - p["means"][None]                  # [N, K, D]
   if u.ndim == 3:
     y = jnp.einsum("kde,nke->nkd", u, diff)
   else:
     y = diff * u[None]
-  return -0.5 * d * LOG_2PI + _log_det_u(p, covariance, k, d)[None] - 0.5 * jnp.sum(y * y, -1)
+  return (-0.5 * d * LOG_2PI + _log_det_u(p, covariance, k, d, reg)[None]
+          - 0.5 * jnp.sum(y * y, -1))
 
 
 def _factor_params(cov, covariance: str, dtype) -> dict:
@@ -150,7 +170,7 @@ def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
       lp = p["logit_p"]
       comp = x @ jax.nn.log_sigmoid(lp).T + (1.0 - x) @ jax.nn.log_sigmoid(-lp).T
     else:
-      comp = gaussian_log_probs(p, x, covariance)
+      comp = gaussian_log_probs(p, x, covariance, reg)
     return log_pi[None] + comp
 
   def log_prob(params, x):
@@ -289,7 +309,7 @@ def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
       x = jax.random.bernoulli(r_x, jax.nn.sigmoid(p["logit_p"][comp])).astype(jnp.float32)
     else:
       eps = jax.random.normal(r_x, (n, d), dtype)
-      u = _prec_factor(p, covariance, k, d)[comp]
+      u = _prec_factor(p, covariance, k, d, reg)[comp]
       if u.ndim == 3:    # x = mu + U^-1 eps
         y = jax.scipy.linalg.solve_triangular(u, eps[..., None], lower=True)[..., 0]
       else:
