@@ -26,6 +26,11 @@ Sources:
     splits "train"/"validation"/"test" (tfds) and "nanogpt_train"/"nanogpt_val"
     (the first 90% / last 10% of the whole text, nanoGPT's split); see
     `gen_jax.data.text`.
+  "bnlearn": discrete cases `x: i32[N, V]` sampled from a Bayesian network
+    (`gen_jax.data.bn_data`; options network, num_train, num_test, hidden, seed).
+  "casino", "hmm_gaussian": sequences sampled from a hidden Markov model
+    (`gen_jax.data.hmm_data`).
+  "ising": 2-D Ising spin configurations sampled by Gibbs (`gen_jax.data.ising_data`).
   "addition": a data-free sequence-to-sequence task ("a+b=" -> the sum)
     generated from a seed (`gen_jax.data.arith`): `inputs: i32[N, Lin]`,
     `targets: i32[N, Lout]`.

@@ -36,12 +36,14 @@ class Field:
     cardinality: number of values of a token/label field (a tuple per column
       for tables); 0 where it does not apply.
     vocab: for character tokens, the character of each id.
+    columns: for tables, each column's name (the CSV header of samples).
   """
   shape: tuple
   dtype: str
   modality: str
   cardinality: int | tuple = 0
   vocab: tuple = ()
+  columns: tuple = ()
 
   def __post_init__(self):
     if self.modality not in MODALITIES:

@@ -9,6 +9,8 @@
                      (nll + D ln 256) / (D ln 2)
   continuous         f32 data used as is (the toy 2-D densities)
   tokens             integer ids used as is (text, sequence tasks)
+  raw                values as stored (HMM sequences, Bayesian-network tables,
+                     Ising lattices); integer image/point fields become f32
 
 Image variants transform every field of modality "image" and leave the
 others (labels, tokens, tables) as they are; `model_spec` gives the spec the
@@ -94,6 +96,8 @@ def apply(variant: str, x: jax.Array, rng: jax.Array) -> jax.Array:
     return x.astype(jnp.float32)
   if variant == "tokens":
     return x
+  if variant == "raw":     # sequences, tables, lattices as stored; integer fields -> f32
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
   raise errors.ConfigError(errors.choices("data variant", variant, VARIANTS))
 
 

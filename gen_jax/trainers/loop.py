@@ -363,7 +363,8 @@ def write_samples(ctx: context.Context) -> list[str]:
   paths = []
   if parallel.is_main():
     spec = variants.model_spec(ctx.data.variant, ctx.spec)
-    paths = sample_files.write(stem, x, spec[field], extent=ctx.config.get("plot_extent"))
+    paths = sample_files.write(stem, x, spec[field], extent=ctx.config.get("plot_extent"),
+                               columns=spec[field].columns)
     if spec[field].modality == "tokens" and ctx.writer is not None:
       ctx.writer.write_text(ctx.step, "samples", sample_files.texts(x[:4], spec[field].vocab)[0])
   if ctx.family.encode is None or ctx.family.decode is None:
@@ -662,7 +663,8 @@ def _sample(config, workdir: str, step: int | None) -> str:
   field = variants.model_spec(config.data.variant, run.spec)[run.family.sample_field]
   paths = [stem + ".png"]
   if parallel.is_main():
-    paths = sample_files.write(stem, x, field, extent=config.get("plot_extent"))
+    paths = sample_files.write(stem, x, field, extent=config.get("plot_extent"),
+                               columns=field.columns)
     np.savez_compressed(stem + ".npz", samples=x)
     log(f"wrote {paths[0]} and {stem}.npz ({config.num_samples} samples, step {ctx.step})")
     if field.modality == "tokens":
