@@ -31,9 +31,21 @@ def texts(samples: np.ndarray, vocab: tuple) -> list[str]:
 
 def write(stem: str, samples: np.ndarray, field, extent: float | None = None,
           columns: tuple = ()) -> list[str]:
-  """Writes `samples` (numpy, batch first) in the format of `field.modality`."""
+  """Writes `samples` (numpy, batch first) in the format of `field.modality`.
+
+  Sequences of points (f32[N, T, D], e.g. a Gaussian HMM's) go to a CSV of
+  (sequence, step, x0..x{D-1}) rows.
+  """
   os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
   samples = np.asarray(samples)
+  if field.modality == "points" and samples.ndim == 3:   # sequences of points [N, T, D]
+    n, t, d = samples.shape
+    rows = np.concatenate([np.repeat(np.arange(n), t)[:, None], np.tile(np.arange(t), n)[:, None],
+                           samples.reshape(n * t, d)], axis=1)
+    np.savetxt(stem + ".csv", rows, fmt=["%d", "%d"] + ["%.6g"] * d, delimiter=",",
+               header=",".join(["sequence", "step"] + [f"x{i}" for i in range(d)]),
+               comments="")
+    return [stem + ".csv"]
   if field.modality in ("image", "points"):
     return [images.save_samples(stem + ".png", samples, extent=extent or None)]
   if field.modality == "tokens":
