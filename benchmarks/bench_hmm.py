@@ -3,7 +3,7 @@
 Command:  python benchmarks/bench_hmm.py [--rounds 5] [--reps 20] [--json out.json]
           (hmmlearn rows need `pip install hmmlearn==0.3.3`; skipped when absent)
 
-The protocol of the HiddenMarkovModels.jl JOSS benchmark (TARGETS_NEXT §4.3):
+The protocol of the HiddenMarkovModels.jl JOSS benchmark (Dalle 2024):
 univariate Gaussian HMMs, 50 sequences x 100 steps sampled from
 `gen_jax.data.hmm_data` ("hmm_gaussian", dim 1), K = 2, 5, 10 states. Rows:
   fb        forward-backward: the total log-likelihood and every smoothed
@@ -20,7 +20,7 @@ log-likelihoods after bw5 are printed for both, as a check that they did the
 same work (hmmlearn adds min_covar to its variances where gen_jax floors them
 at min_var, so they differ slightly).
 
-Reference (TARGETS_NEXT §4.3, 2-core CPU): hmmlearn forward-backward 18 / 13 /
+Reference (measured earlier on a 2-core CPU): hmmlearn forward-backward 18 / 13 /
 19 ms and Baum-Welch x5 0.87 / 1.33 / 1.95 s (with k-means init) for K = 2 / 5
 / 10; dynamax fit_em 2.8-4.2 s per call (re-traced every call).
 """

@@ -3,7 +3,7 @@
 NOT CIFAR-10 pixels: the only offline copy is JPEG (IJG quality 75, 4:2:0
 chroma subsampling), so every number and figure from this config is labelled
 "CIFAR-10 (JPEG q75 copy)" and must not be compared with published CIFAR-10
-FID/IS (Inception weights are not available offline either; see TARGETS A8).
+FID/IS (Inception weights are not available offline either).
 Target:   a working 32x32x3 DCGAN pipeline on this data (sample grids);
   published CIFAR-10 reference for the architecture, not comparable here:
   DCGAN IS 6.16 (Gulrajani et al. 2017, Table 3).

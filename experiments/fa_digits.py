@@ -27,7 +27,7 @@ Data: gen_jax's "digits" (the first 1,500 of sklearn's 1,797 images train,
   at sklearn's hard-coded floor of 1e-12 (used here, so the numbers are
   comparable) that is 12.9 nats each, 38.8 of the total, and near-constant
   pixels add more. These densities are comparable only at the same floor and
-  preprocessing (see TARGETS_NEXT §5); the dequantized_8bit variant avoids
+  preprocessing; the dequantized_8bit variant avoids
   the floor but re-draws its noise every EM step, so EM is not monotone there.
 Model: x = W z + mu + eps, z ~ N(0, I_10); eps ~ N(0, Psi) diagonal (factor
   analysis) or sigma^2 I (PPCA); gen_jax.models.factor_analysis.

@@ -134,7 +134,7 @@ def test_filter_smoother_two_slice_viterbi_match_brute_force(k, t, zero):
 
 
 def test_wikipedia_golden_values():
-  """hmmlearn tests/test_base.py::TestBaseAgainstWikipedia (TARGETS_NEXT §4.3)."""
+  """hmmlearn tests/test_base.py::TestBaseAgainstWikipedia."""
   li, lt = np.log([0.5, 0.5]), np.log([[0.7, 0.3], [0.3, 0.7]])
   ll = np.log([[0.9, 0.2], [0.9, 0.2], [0.1, 0.8], [0.9, 0.2], [0.9, 0.2]])
   with x64(True):

@@ -297,7 +297,7 @@ def test_bp_reports_non_convergence():
 
 def test_bp_matches_pgmax():
   pytest.importorskip("numba")
-  if not hasattr(jax.lib, "xla_bridge"):      # PGMax 0.6.1 on current JAX (TARGETS_NEXT §4.2)
+  if not hasattr(jax.lib, "xla_bridge"):      # PGMax 0.6.1 predates jax.lib.xla_bridge removal
     jax.lib.xla_bridge = pytypes.SimpleNamespace(get_backend=jax.extend.backend.get_backend)
   pgmax = pytest.importorskip("pgmax")
   from pgmax import fgraph, fgroup, infer, vgroup  # pylint: disable=g-import-not-at-top
