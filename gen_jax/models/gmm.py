@@ -26,8 +26,10 @@ reg_covar from the M-step only: fitted by SGD they have no floor.
 
 EM (`types.EM`): the E-step returns, summed over examples with weights w_n
 and responsibilities r_nk, the counts N_k, first moments and second moments
-of x - c_k about the current means c_k (shifting by the current mean keeps
-the float32 covariance update accurate); the M-step is the closed form:
+of x - c_k about the current means c_k (for full and tied covariances the
+shift by the current mean keeps the float32 update accurate; diagonal ones
+use two matmuls, as scikit-learn does, and are clipped at 0 before
+reg_covar is added); the M-step is the closed form:
 pi_k = N_k / N, mu_k, Sigma_k + reg_covar I (scikit-learn's update). A
 component whose N_k falls below `min_count` keeps its previous mean and
 covariance (its weight becomes N_k / N, near 0) instead of dividing by ~0.
@@ -111,13 +113,14 @@ def gaussian_log_probs(p: dict, x, covariance: str, reg: float = 0.0):
   """log N(x_n; mu_k, Sigma_k): f[N, K] for x f[N, D] (variances floored at reg, see _log_diag)."""
   k, d = p["means"].shape
   u = _prec_factor(p, covariance, k, d, reg)
-  diff = x[:, None, :] - p["means"][None]                  # [N, K, D]
   if u.ndim == 3:
-    y = jnp.einsum("kde,nke->nkd", u, diff)
-  else:
-    y = diff * u[None]
-  return (-0.5 * d * LOG_2PI + _log_det_u(p, covariance, k, d, reg)[None]
-          - 0.5 * jnp.sum(y * y, -1))
+    diff = x[:, None, :] - p["means"][None]                # [N, K, D]
+    sq = jnp.sum(jnp.einsum("kde,nke->nkd", u, diff) ** 2, -1)
+  else:   # diagonal precisions: |u * (x - mu)|^2 expanded into matmuls, [N, K]
+    prec, mu = u * u, p["means"]
+    sq = (x * x) @ prec.T - 2.0 * x @ (mu * prec).T + jnp.sum(mu * mu * prec, -1)[None]
+    sq = jnp.maximum(sq, 0.0)
+  return -0.5 * d * LOG_2PI + _log_det_u(p, covariance, k, d, reg)[None] - 0.5 * sq
 
 
 def _factor_params(cov, covariance: str, dtype) -> dict:
@@ -191,13 +194,15 @@ def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
     nk = rw.sum(0)
     if bernoulli:
       return {"nk": nk, "sx": rw.T @ x}
-    diff = jnp.swapaxes(x[:, None, :] - center[None], 0, 1)   # [K, N, D]
-    weighted = diff * rw.T[..., None]
-    s1 = weighted.sum(1)
     if covariance in ("full", "tied"):   # one batched matmul per component: [K, D, D]
+      diff = jnp.swapaxes(x[:, None, :] - center[None], 0, 1)   # [K, N, D]
+      weighted = diff * rw.T[..., None]
+      s1 = weighted.sum(1)
       s2 = jnp.einsum("knd,kne->kde", weighted, diff)
-    else:
-      s2 = jnp.sum(weighted * diff, 1)
+    else:   # sums about the centers from two matmuls (scikit-learn's diagonal update)
+      sx, sxx = rw.T @ x, rw.T @ (x * x)
+      s1 = sx - nk[:, None] * center
+      s2 = sxx - 2.0 * center * sx + nk[:, None] * center * center
     return {"nk": nk, "s1": s1, "s2": s2, "center": center * jnp.ones_like(nk)[:, None]}
 
   def e_step(params, state, batch, weights):
@@ -238,7 +243,7 @@ def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
       else:
         cov = cov + reg * eye
     else:
-      var = stats["s2"] / nk_safe[:, None] - delta * delta
+      var = jnp.maximum(stats["s2"] / nk_safe[:, None] - delta * delta, 0.0)
       cov = var + reg if covariance == "diag" else var.mean(-1) + reg
     new = {"means": means, **_factor_params(cov, covariance, dtype)}
     if covariance not in ("tied",):
