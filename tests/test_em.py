@@ -17,6 +17,8 @@ from gen_jax.models import gmm
 from gen_jax.trainers import em, loop
 from gen_jax.utils import writers
 
+pytestmark = pytest.mark.usefixtures("cheap_compiles")
+
 GMM_SMOKE = experiment("gmm_digits.py:smoke")
 COVARIANCES = ("full", "diag", "spherical", "tied")
 
@@ -270,3 +272,12 @@ def test_em_config_errors_are_one_line():
                                                                  "data.batch_size=0"])
   with pytest.raises(errors.ConfigError, match="has no closed-form EM; use trainer 'sgd'"):
     loop.setup(c, "/tmp/never-written")
+
+
+def test_a_collapsed_covariance_stops_the_run_in_one_line_and_saves_nothing(tmp_path):
+  # Three pixels are 0 in every digit: with no reg_covar their variance is 0.
+  config = config_lib.load_config(GMM_SMOKE, ["model.reg_covar=0.0", "eval_at_end=False"])
+  with pytest.raises(errors.NonFiniteLossError, match=r"non-finite parameter values at step 1 "
+                     r"\(a collapsed covariance .*--config.model.reg_covar"):
+    loop.train(config, str(tmp_path))
+  assert not os.path.isdir(tmp_path / "checkpoints") or not os.listdir(tmp_path / "checkpoints")

@@ -16,6 +16,8 @@ from gen_jax import config_lib, errors
 from gen_jax.data import spec as spec_lib
 from gen_jax.models import factor_analysis as fa
 
+pytestmark = pytest.mark.usefixtures("cheap_compiles")
+
 
 def _family(family="factor_analysis", k=2, d=5, solver="em", min_variance=1e-6,
             shape=None, variant="continuous"):

@@ -273,8 +273,10 @@ def untouched(trained, tmp_path_factory):
 
 
 @pytest.mark.parametrize("tail, expected", [
-    (["--config.data.batch_size=0"], r"data\.batch_size must be >= 1 \(got 0\)"),
-    (["--config.data.batch_size=-4"], r"data\.batch_size must be >= 1 \(got -4\)"),
+    (["--config.data.batch_size=-4"],
+     r"data\.batch_size must be >= 1, or 0 for the whole split \(got -4\)"),
+    (["--config.trainer=em", "--config.data.batch_size=0"],
+     r"family 'vae' has no closed-form EM; use trainer 'sgd'"),
     (["--config.keep_checkpoints=0"], r"keep_checkpoints must be >= 1 \(got 0\)"),
     (["--config.optim.model.lr=nan"], r"optim\.model\.lr must be a finite number > 0 \(got nan\)"),
     (["--config.optim.model.lr=inf"], r"optim\.model\.lr must be a finite number > 0 \(got inf\)"),

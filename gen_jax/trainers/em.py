@@ -55,7 +55,10 @@ def make(family: types.Family, config) -> types.Trainer:
     loglik = stats["loglik"] / stats["count"]
     objective = (stats["loglik"] + stats.get("log_prior", 0.0)) / stats["count"]
     params, state = em.m_step(ts.params, ts.state, stats)
-    nonfinite = sum(jnp.sum(~jnp.isfinite(leaf)) for leaf in jax.tree.leaves((params, state))
+    # Non-finite values in the new parameters, or in those the step started from (the
+    # initial M-step of a family's init, e.g. a zero variance with no floor).
+    nonfinite = sum(jnp.sum(~jnp.isfinite(leaf))
+                    for leaf in jax.tree.leaves((params, state, ts.params))
                     if jnp.issubdtype(leaf.dtype, jnp.inexact))
     prev, done = ts.opt_state["objective"], ts.opt_state["converged"]
     failed = nonfinite > 0

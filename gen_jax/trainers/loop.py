@@ -550,7 +550,9 @@ def _loop(run: Run, ts, start: int, writer, changed: list) -> dict:
         is_log = step % config.log_every_steps == 0 or step == total
         is_ckpt = step % config.ckpt_every_steps == 0 or step == total
         if is_log or is_ckpt:
-          bad, checked, unchecked = _first_nonfinite(unchecked), unchecked, []
+          checked, unchecked = unchecked, []
+          done_at = _monitor(run.trainer, checked, warned)   # may raise a family-specific error
+          bad = _first_nonfinite(checked)
           if bad is not None:
             run.checkpointer.wait()
             last = run.checkpointer.latest_step()
@@ -559,7 +561,6 @@ def _loop(run: Run, ts, start: int, writer, changed: list) -> dict:
                     f"Last good checkpoint: step {last} in {where}" if last is not None else
                     "No checkpoint was saved before it; lower the learning rate or check "
                     "the data"))
-          done_at = _monitor(run.trainer, checked, warned)
           if done_at is not None:
             log(f"converged at step {done_at} (em.tol={config.em.tol:g}); stopping at step "
                 f"{step}")
