@@ -144,17 +144,16 @@ DEVICE_ARGS = ["--config", QUICK, "--config.data.batch_size=96", "--config.log_e
                "--config.eval_at_end=False"]
 
 
-def test_eight_devices_match_one_device(tmp_path):
+@pytest.mark.slow
+def test_eight_devices_match_one_and_two_processes_of_four_match_one_process_of_eight(
+    tmp_path):
   for n in (1, 8):
     out = run_main(DEVICE_ARGS + ["--workdir", str(tmp_path / f"d{n}")], devices=n)
     assert out.returncode == 0, out.stderr[-2000:]
   one, eight = _losses(str(tmp_path / "d1")), _losses(str(tmp_path / "d8"))
   assert sorted(one) == list(range(2, 21, 2))
   np.testing.assert_allclose([eight[s] for s in one], [one[s] for s in one], rtol=1e-5)
-
-
-@pytest.mark.slow
-def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
+  # The same 8 devices as 2 processes of 4 (the one-process run above is the reference).
   port = 20000 + os.getpid() % 20000
   dist = ["--config.distributed.enabled=True",
           f"--config.distributed.coordinator_address=127.0.0.1:{port}",
@@ -166,14 +165,12 @@ def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
            for i in range(2)]
   for p in procs:
     assert p.wait(timeout=300) == 0, (tmp_path / "p0.err").read_text()[-2000:]
-  single = run_main(DEVICE_ARGS + ["--workdir", str(tmp_path / "sp")], devices=8)
-  assert single.returncode == 0, single.stderr[-2000:]
-  mp, sp = _losses(str(tmp_path / "mp")), _losses(str(tmp_path / "sp"))
+  mp, sp = _losses(str(tmp_path / "mp")), eight
   assert sorted(mp) == sorted(sp) == list(range(2, 21, 2))
   np.testing.assert_allclose([mp[s] for s in sp], [sp[s] for s in sp], rtol=1e-5)
   # Both processes wrote their shards; the checkpoint restores on one process.
   a = _final_params(str(tmp_path / "mp"), overrides=["data.batch_size=96"])
-  b = _final_params(str(tmp_path / "sp"), overrides=["data.batch_size=96"])
+  b = _final_params(str(tmp_path / "d8"), overrides=["data.batch_size=96"])
   jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6),
                a.params, b.params)
 
