@@ -35,27 +35,6 @@ from gen_jax.models import gmm
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _sklearn_from(params: dict, covariance: str, k: int):
-  from sklearn.mixture import GaussianMixture  # pylint: disable=g-import-not-at-top
-  from sklearn.mixture import _gaussian_mixture as skgm  # pylint: disable=g-import-not-at-top
-  p = {n: np.asarray(v) for n, v in params["model"].items()}
-  d = p["means"].shape[1]
-  g = GaussianMixture(k, covariance_type=covariance, reg_covar=1e-6)
-  g.weights_ = np.exp(p["logits"] - np.logaddexp.reduce(p["logits"]))
-  g.means_ = p["means"]
-  if covariance in ("full", "tied"):
-    u = np.where(np.tril(np.ones((d, d)), -1) > 0, p["prec_tril"], 0.0)
-    u = u + np.exp(p["log_prec_diag"])[..., None, :] * np.eye(d)
-    prec = np.swapaxes(u, -1, -2) @ u
-    g.precisions_cholesky_ = np.linalg.cholesky(prec)
-    g.covariances_ = np.linalg.inv(prec)
-  else:
-    g.precisions_cholesky_ = np.exp(p["log_prec_diag"])
-    g.covariances_ = 1.0 / g.precisions_cholesky_ ** 2
-  g.n_features_in_ = d
-  return g, skgm
-
-
 def one_case(x: np.ndarray, covariance: str, k: int, iters: int, rounds: int) -> dict:
   c = config_lib.load_config(os.path.join(REPO, "experiments", "gmm_digits.py"))
   c.model.update(num_components=k, covariance=covariance)
@@ -80,12 +59,11 @@ def one_case(x: np.ndarray, covariance: str, k: int, iters: int, rounds: int) ->
     return (time.perf_counter() - t) * 1e3 / iters, float(lls[-1])
 
   def theirs():
-    g, skgm = _sklearn_from(params0, covariance, k)
+    g = gmm.to_sklearn(params0, covariance)
     t = time.perf_counter()
     for _ in range(iters):
       ll, log_resp = g._e_step(x)   # pylint: disable=protected-access
       g._m_step(x, log_resp)        # pylint: disable=protected-access
-    del skgm
     return (time.perf_counter() - t) * 1e3 / iters, float(ll)
 
   times = {"gen_jax": [], "sklearn": []}

@@ -53,20 +53,7 @@ def _em(fam, x, iters, weights=None):
 
 
 def _sklearn_gmm(params, covariance):
-  from sklearn.mixture import GaussianMixture  # pylint: disable=g-import-not-at-top
-  p = {k: np.asarray(v) for k, v in params["model"].items()}
-  k, d = p["means"].shape
-  g = GaussianMixture(k, covariance_type=covariance)
-  g.weights_ = np.exp(p["logits"] - np.logaddexp.reduce(p["logits"]))
-  g.means_ = p["means"]
-  if covariance in ("full", "tied"):
-    u = np.where(np.tril(np.ones((d, d)), -1) > 0, p["prec_tril"], 0.0)
-    u = u + np.exp(p["log_prec_diag"])[..., None, :] * np.eye(d)
-    prec = np.swapaxes(u, -1, -2) @ u
-    g.precisions_cholesky_ = np.linalg.cholesky(prec)
-  else:
-    g.precisions_cholesky_ = np.exp(p["log_prec_diag"])
-  return g
+  return gmm.to_sklearn(params, covariance)
 
 
 @pytest.mark.parametrize("covariance", COVARIANCES)

@@ -382,3 +382,30 @@ def kmeans(rng, x, w, k: int, iters: int):
     return jnp.where((counts > 0)[:, None], new, centers)
   del n
   return jax.lax.fori_loop(0, iters, lloyd, centers)
+
+
+def to_sklearn(params: dict, covariance: str, reg_covar: float = 1e-6):
+  """A fitted-looking sklearn.mixture.GaussianMixture holding these parameters.
+
+  For parity tests and benchmarks against scikit-learn (imported lazily; not a
+  dependency of the family). sklearn's precisions_cholesky_ is lower
+  triangular with precision = L L^T, so L = chol(U^T U).
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from sklearn.mixture import GaussianMixture  # pylint: disable=g-import-not-at-top
+  p = {n: np.asarray(v) for n, v in params["model"].items()}
+  k, d = p["means"].shape
+  g = GaussianMixture(k, covariance_type=covariance, reg_covar=reg_covar)
+  g.weights_ = np.exp(p["logits"] - np.logaddexp.reduce(p["logits"]))
+  g.means_ = p["means"]
+  if covariance in ("full", "tied"):
+    u = np.where(np.tril(np.ones((d, d)), -1) > 0, p["prec_tril"], 0.0)
+    u = u + np.exp(p["log_prec_diag"])[..., None, :] * np.eye(d)
+    prec = np.swapaxes(u, -1, -2) @ u
+    g.precisions_cholesky_ = np.linalg.cholesky(prec)
+    g.covariances_ = np.linalg.inv(prec)
+  else:
+    g.precisions_cholesky_ = np.exp(p["log_prec_diag"])
+    g.covariances_ = 1.0 / g.precisions_cholesky_ ** 2
+  g.n_features_in_ = d
+  return g
