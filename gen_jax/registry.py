@@ -25,6 +25,8 @@ FAMILIES = {
     "hmm": "gen_jax.models.hmm",
     "bayes_net": "gen_jax.models.bayes_net",
     "mrf": "gen_jax.models.mrf",
+    "rbm": "gen_jax.models.rbm",
+    "dbn": "gen_jax.models.dbn",
 }
 
 TRAINERS = {
@@ -46,6 +48,7 @@ EVALUATORS = {
     "hmm_recovery": "gen_jax.evaluators.hmm_recovery",
     "bn_queries": "gen_jax.evaluators.bn_queries",
     "ising_curve": "gen_jax.evaluators.ising_curve",
+    "ais": "gen_jax.evaluators.ais_likelihood",
 }
 
 

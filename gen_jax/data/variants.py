@@ -4,6 +4,10 @@
   grayscale          x / 255, f32 in [0, 1]
   binarized_dynamic  Bernoulli(x / 255), resampled every batch (Burda et al. 2015)
   binarized_static   the dataset's own fixed binarization (e.g. TFDS binarized_mnist)
+  binarized_fixed    Bernoulli(x / 255) drawn ONCE (Salakhutdinov & Murray 2008's
+                     MNIST): image bits are a pure function of FIXED_BINARIZATION_SEED
+                     and the image itself (`fixed_binarization`), the same at every
+                     step, on every device and in evaluation
   dequantized_8bit   (x + u) / 256, u ~ U[0, 1)^D; densities on [0, 1)^D in nats
                      convert to bits/dim on the 8-bit scale as
                      (nll + D ln 256) / (D ln 2)
@@ -26,12 +30,13 @@ import numpy as np
 
 from gen_jax import errors
 
-VARIANTS = ("grayscale", "binarized_dynamic", "binarized_static", "dequantized_8bit",
-            "continuous", "tokens", "raw")
+VARIANTS = ("grayscale", "binarized_dynamic", "binarized_static", "binarized_fixed",
+            "dequantized_8bit", "continuous", "tokens", "raw")
 # Which variants fit which kind of source (sources.Split.kind).
 _KIND_VARIANT = {"points": "continuous", "text": "tokens", "seq2seq": "tokens",
                  "sequence": "raw", "table": "raw", "lattice": "raw"}
 EVAL_BINARIZATION_SEED = 0
+FIXED_BINARIZATION_SEED = 2008   # binarized_fixed; a new seed is a new dataset
 
 
 def check(variant: str, binary_source: bool, dataset: str, kind: str = "image") -> None:
@@ -89,6 +94,8 @@ def apply(variant: str, x: jax.Array, rng: jax.Array) -> jax.Array:
     return jax.random.bernoulli(rng, x.astype(jnp.float32) / 255.0).astype(jnp.float32)
   if variant == "binarized_static":
     return x.astype(jnp.float32)
+  if variant == "binarized_fixed":
+    return fixed_binarization(x).astype(jnp.float32)
   if variant == "dequantized_8bit":
     u = jax.random.uniform(rng, x.shape, jnp.float32)
     return (x.astype(jnp.float32) + u) / 256.0
@@ -99,6 +106,34 @@ def apply(variant: str, x: jax.Array, rng: jax.Array) -> jax.Array:
   if variant == "raw":     # sequences, tables, lattices as stored; integer fields -> f32
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
   raise errors.ConfigError(errors.choices("data variant", variant, VARIANTS))
+
+
+def _mix32(h):
+  """murmur3's 32-bit finalizer: a bijection of uint32 that scrambles every bit."""
+  h = h ^ (h >> 16)
+  h = h * jnp.uint32(0x85EBCA6B)
+  h = h ^ (h >> 13)
+  h = h * jnp.uint32(0xC2B2AE35)
+  return h ^ (h >> 16)
+
+
+def fixed_binarization(x, seed: int = FIXED_BINARIZATION_SEED) -> jax.Array:
+  """u8[B, ...] -> u8[B, ...] in {0, 1}: pixel j is 1 with probability x_j / 255, drawn once.
+
+  The uniform draw u_j of pixel j is a hash of (seed, a 64-bit hash of the whole
+  image, j), in uint32 arithmetic only, so an image gets the same bits in every
+  batch, process and backend; bit = [u_j < x_j / 255], compared exactly as
+  integers (u has 24 bits). Two identical images share their bits.
+  """
+  flat = jnp.asarray(x).reshape(x.shape[0], -1).astype(jnp.uint32)
+  j = jnp.arange(flat.shape[1], dtype=jnp.uint32)
+  s = jnp.uint32(seed)
+  token = (flat << 16) ^ j                       # injective in (value, position)
+  h1 = _mix32(token ^ _mix32(s)).sum(1, dtype=jnp.uint32)
+  h2 = _mix32(token ^ _mix32(s ^ jnp.uint32(0x9E3779B9))).sum(1, dtype=jnp.uint32)
+  u = _mix32(_mix32(j[None] * jnp.uint32(0x9E3779B9) + h1[:, None] + s) ^ h2[:, None]) >> 8
+  bits = u * jnp.uint32(255) < flat * jnp.uint32(1 << 24)
+  return bits.astype(jnp.uint8).reshape(x.shape)
 
 
 def eval_arrays(variant: str, x: np.ndarray) -> tuple[np.ndarray, str]:
