@@ -25,6 +25,7 @@ FAMILIES = {
     "hmm": "gen_jax.models.hmm",
     "bayes_net": "gen_jax.models.bayes_net",
     "mrf": "gen_jax.models.mrf",
+    "autoregressive": "gen_jax.models.autoregressive",
     "rbm": "gen_jax.models.rbm",
     "dbn": "gen_jax.models.dbn",
 }
