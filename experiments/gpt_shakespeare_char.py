@@ -45,7 +45,8 @@ def get_config(arg: str = ""):
   c.sample = gpt.default_sample()
   c.evals.val.batch_size = 32
   c.reference.update(metric="val/nll", value=1.4697,
-                     source="karpathy/nanoGPT README, shakespeare_char baby GPT")
+                     source="karpathy/nanoGPT README, shakespeare_char baby GPT",
+                     estimator="exact", also=("baselines/bigram",))
   if variant == "cpu":
     c.model.update(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
     c.data.update(block_size=64, batch_size=12)

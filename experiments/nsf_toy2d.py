@@ -45,7 +45,8 @@ def get_config(arg: str = ""):
   c.num_samples = 20_000
   c.plot_extent = 4.5
   c.reference.update(metric="test_ll/nll", value=0.0,
-                     source="no published number; FFJORD and Durkan et al. show pictures")
+                     source="no published number; FFJORD and Durkan et al. show pictures",
+                     estimator="exact", also=("density/kl", "density/mass"))
   c.evals = dict(
       test_ll=dict(type="likelihood", batch_size=2000, num_examples=0),
       density=dict(type="density2d", extent=4.5, resolution=200, batch_size=10_000),

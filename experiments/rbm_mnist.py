@@ -88,10 +88,12 @@ def get_config(arg: str = ""):
       base="base_rate", base_pseudo_count=1.0, exact_max_units=20, raise_examples=100,
       raise_chains=1, raise_schedule="paper"))
   c.reference.update(metric="test_ais/log_px", value=PAPER.get(variant, 0.0),
-                     source="Salakhutdinov & Murray 2008, Table 2 (AIS estimate)")
+                     source="Salakhutdinov & Murray 2008, Table 2 (AIS estimate)",
+                     also=("test_ais/log_z", "test_ais/raise_minus_ais"))
   if variant == "h20":
     c.reference.update(value=-143.0, source="Salakhutdinov & Murray 2008, 20-25 hidden units "
-                                            "(approximate)")
+                                            "(approximate)",
+                       also=("test_ais/log_px_exact", "test_ais/raise_minus_ais"))
   if variant == "smoke":
     c.reference.value = 0.0    # digits, seconds: nothing to compare with
     c.data.update(name="digits", batch_size=50)

@@ -75,6 +75,8 @@ def base() -> ml_collections.ConfigDict:
       metric="",                 # an evaluator result key, e.g. "test_ll/nll_iwae"
       value=0.0,                 # in the same units and sign as that result
       source="",                 # citation, table
+      also=(),                   # at most two more result keys for the results table
+      estimator="",              # "exact", "bound", "IWAE estimate", ...; "" reads the units
   ))
   c.distributed = ml_collections.ConfigDict(dict(
       enabled=False,             # call jax.distributed.initialize

@@ -7,6 +7,13 @@ For each workdir it reads the latest `eval/step_*.json` (values and units),
 summed over resumes) and `config.json` (dataset, variant, schedule, and the
 `reference` number the experiment reproduces). With --readme it replaces the
 block between `<!-- results:start -->` and `<!-- results:end -->`.
+
+Rows are grouped by task: every binarized variant of MNIST in one table (each
+row names its variant), every other dataset and variant in its own. Within a
+table rows are ordered by variant, then estimator (exact, bound, estimate),
+so numbers of different kinds are never ranked together. Each row shows its
+headline metric (`reference.metric`) and at most two secondary results
+(`reference.also`, else the first two the evaluators returned).
 """
 import argparse
 import glob
@@ -55,6 +62,49 @@ def _schedule(steps: int, batch: int, epochs: float, config: dict, last: dict) -
   return text
 
 
+def _experiment_reference(command: str) -> dict:
+  """The experiment's current `reference`, or {} when its file cannot be loaded."""
+  try:
+    return _reference_from_command(command)
+  except Exception:  # pylint: disable=broad-except
+    return {}
+
+
+# Keywords of a headline unit string -> what kind of number it is, first match wins.
+_ESTIMATORS = (("lower bound", "bound (AIS log Z)"), ("upper bound", "bound"),
+               ("bound", "bound"), ("AIS", "AIS estimate"), ("IWAE", "IWAE estimate"),
+               ("exact", "exact"))
+
+
+def _estimator(ref: dict, unit: str, variant: str) -> str:
+  """Exact, bound or estimate: `reference.estimator`, else read from the units."""
+  if ref.get("estimator"):
+    return ref["estimator"]
+  if variant.startswith("dequantized"):   # continuous density of dequantized pixels
+    return "bound (dequantized)"
+  return next((name for key, name in _ESTIMATORS if re.search(rf"\b{key}\b", unit)), "–")
+
+
+def _is_binarized_mnist(d: dict) -> bool:
+  return d["name"] in ("mnist", "binarized_mnist") and d["variant"].startswith("binarized")
+
+
+def group(r: dict) -> str:
+  """The table a row belongs to."""
+  if r.get("binarized_mnist"):
+    return "Binarized MNIST"
+  return "2-D toy densities" if r.get("data", "").endswith("(continuous)") else r.get("data", "")
+
+
+_ESTIMATOR_ORDER = ("exact", "bound", "AIS", "IWAE")
+
+
+def _order(r: dict) -> tuple:
+  kind = next((i for i, k in enumerate(_ESTIMATOR_ORDER)
+               if r.get("estimator", "").startswith(k)), len(_ESTIMATOR_ORDER))
+  return (r.get("variant", ""), r.get("data", ""), kind, r.get("run", ""))
+
+
 def row(workdir: str) -> dict:
   with open(os.path.join(workdir, "config.json")) as f:
     config = json.load(f)
@@ -66,6 +116,11 @@ def row(workdir: str) -> dict:
   with open(os.path.join(workdir, "run_info.jsonl")) as f:
     info = [json.loads(line) for line in f if line.strip()]
   ref = config.get("reference") or _reference_from_command(info[0]["command"])
+  if "also" not in ref or "estimator" not in ref:   # records older than those keys
+    current = _experiment_reference(info[0]["command"])
+    if current.get("metric") == ref.get("metric") or not ref.get("metric"):
+      ref = {"also": current.get("also", ()), "estimator": current.get("estimator", ""),
+             **ref}
   metric = ref.get("metric") or next(k for k, v in ev["results"].items()
                                      if isinstance(v, float) and not k.endswith("_sem"))
   value = ev["results"][metric]
@@ -76,15 +131,22 @@ def row(workdir: str) -> dict:
   trained = [r for r in info if r.get("mode", "train") == "train"] or info
   steps = trained[-1]["end_step"]
   epochs = steps * d["batch_size"] / trained[-1].get("train_examples", float("nan"))
+  results = ev["results"]
+  also = [k for k in ref.get("also") or () if k in results] or [
+      k for k, v in results.items()
+      if isinstance(v, float) and k != metric and not k.endswith(("_sem", "_se"))][:2]
   return {
       "run": os.path.basename(os.path.normpath(workdir)),
       "data": f"{d['name']} ({d['variant']})",
+      "variant": d["variant"],
+      "binarized_mnist": _is_binarized_mnist(d),
       "metric": f"{metric} [{ev['units'][metric].split(';')[0]}]",
+      "estimator": _estimator(ref, ev["units"][metric], d["variant"]),
       "value": _value(value, sem),
       "reference": (f"{ref['value']:.4g} ({ref['source']})" if ref.get("value") else "–"),
-      "also": "; ".join(f"{k} {v:.2f} [{ev['units'][k].split(';')[0]}]"
-                        for k, v in ev["results"].items()
-                        if isinstance(v, float) and k != metric and not k.endswith("_sem")),
+      "also": "; ".join(
+          f"{k} {_value(results[k], results.get(k + '_sem'))} [{ev['units'][k].split(';')[0]}]"
+          for k in also[:2]),
       "schedule": _schedule(steps, d["batch_size"], epochs, config, trained[-1]),
       "hardware": "; ".join(_distinct(r["hardware"] for r in info)),
       "wall": _hours(sum(r["wall_s"] for r in info)),
@@ -99,7 +161,8 @@ def _distinct(values) -> list:
 
 
 COLUMNS = [("run", "Run"), ("data", "Data (variant)"), ("metric", "Metric"),
-           ("value", "Value"), ("reference", "Paper"), ("also", "Also measured"),
+           ("estimator", "Estimator"), ("value", "Value"), ("reference", "Paper"),
+           ("also", "Also measured (at most two)"),
            ("schedule", "Schedule"),
            ("hardware", "Hardware"), ("wall", "Wall time"), ("commit", "Commit")]
 
@@ -109,11 +172,25 @@ def _cell(value) -> str:
   return str(value).replace("|", "\\|")
 
 
-def table(rows) -> str:
+def _one_table(rows) -> list:
   lines = ["| " + " | ".join(t for _, t in COLUMNS) + " |",
            "|" + "---|" * len(COLUMNS)]
-  lines += ["| " + " | ".join(_cell(r[k]) for k, _ in COLUMNS) + " |" for r in rows]
-  lines += ["", "Commands:", ""] + [f"- `{r['run']}`: `{r['command']}`" for r in rows]
+  return lines + ["| " + " | ".join(_cell(r.get(k, "")) for k, _ in COLUMNS) + " |"
+                  for r in rows]
+
+
+def table(rows) -> str:
+  """One Markdown table per group (see the module docstring), then the commands."""
+  groups = {}
+  for r in rows:
+    groups.setdefault(group(r), []).append(r)
+  names = sorted(groups, key=lambda g: (g != "Binarized MNIST", g))
+  lines, ordered = [], []
+  for name in names:
+    members = sorted(groups[name], key=_order)
+    lines += [f"**{name}**", ""] + _one_table(members) + [""]
+    ordered += members
+  lines += ["Commands:", ""] + [f"- `{r['run']}`: `{r['command']}`" for r in ordered]
   return "\n".join(lines)
 
 

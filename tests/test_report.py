@@ -20,9 +20,55 @@ def test_value_shows_the_first_significant_digit_of_the_standard_error(value, se
 def test_pipes_inside_a_cell_are_escaped_so_the_row_keeps_its_columns():
   row = {k: "x" for k, _ in report.COLUMNS} | {"command": "python -m gen_jax.main"}
   row["also"] = "kl 0.1 [KL(p || q)]"
-  lines = report.table([row]).splitlines()
+  lines = [line for line in report.table([row]).splitlines() if line.startswith("|")]
   unescaped = [line.replace("\\|", "").count("|") for line in lines]
   assert unescaped[2] == unescaped[0] == len(report.COLUMNS) + 1
+
+
+def _run(path, name, variant, metric, unit, value, estimator=None):
+  path.mkdir()
+  (path / "eval").mkdir()
+  ref = {"metric": metric, "value": 0.0, "source": "", "also": []}
+  if estimator is not None:
+    ref["estimator"] = estimator
+  (path / "config.json").write_text(json.dumps({
+      "data": {"name": name, "variant": variant, "batch_size": 10}, "total_steps": 20,
+      "reference": ref}))
+  results = {metric: value, metric + "_sem": 0.1, "a": 1.0, "b": 2.0, "c": 3.0}
+  (path / "eval" / "step_00000020.json").write_text(json.dumps(
+      {"step": 20, "results": results, "units": {k: f"{unit}; mean" for k in results}}))
+  (path / "run_info.jsonl").write_text(json.dumps(
+      {"commit": "aaa", "hardware": "cpu", "start_step": 0, "end_step": 20, "wall_s": 6.0,
+       "train_examples": 100, "command": "python -m gen_jax.main"}) + "\n")
+  return str(path)
+
+
+def test_binarized_mnist_rows_share_one_table_ordered_by_variant_then_estimator(tmp_path):
+  rows = [report.row(_run(tmp_path / "iwae", "mnist", "binarized_dynamic", "nll",
+                          "nats, IWAE importance-sampling estimate", 88.0)),
+          report.row(_run(tmp_path / "rbm", "mnist", "binarized_fixed", "log_px",
+                          "nats, AIS estimate", -100.0)),
+          report.row(_run(tmp_path / "nade", "binarized_mnist", "binarized_static", "nll",
+                          "nats per image, exact", 89.0)),
+          report.row(_run(tmp_path / "mob", "binarized_mnist", "binarized_static", "ll",
+                          "nats, exactly nothing", -120.0, estimator="exact")),
+          report.row(_run(tmp_path / "flow", "mnist", "dequantized_8bit", "bpd", "bits/dim", 1.2)),
+          report.row(_run(tmp_path / "gen", "toy", "tokens", "acc",
+                          "fraction decoded exactly", 0.5))]
+  by_run = {r["run"]: r for r in rows}
+  assert by_run["iwae"]["estimator"] == "IWAE estimate"
+  assert by_run["rbm"]["estimator"] == "AIS estimate"
+  assert by_run["nade"]["estimator"] == "exact" and by_run["mob"]["estimator"] == "exact"
+  assert by_run["flow"]["estimator"] == "bound (dequantized)"
+  assert by_run["gen"]["estimator"] == "–"          # "exactly" is not "exact"
+  # At most two secondary results, never a standard error.
+  assert by_run["nade"]["also"].count(";") == 1 and "_sem" not in by_run["nade"]["also"]
+  text = report.table(rows)
+  tables = text.split("**")[1::2]
+  assert tables[0] == "Binarized MNIST" and len(tables) == 3
+  first = text.split("**")[2]
+  order = [line.split(" | ")[0][2:] for line in first.splitlines() if line.startswith("| ")][1:]
+  assert order == ["iwae", "rbm", "mob", "nade"]   # variant, then estimator, then name
 
 
 def test_a_resumed_run_lists_every_commit_and_hardware_and_sums_wall_time(tmp_path):
