@@ -52,8 +52,7 @@ def mnist_gan_config(variant: str, cpu_steps: int = 3000, gpu_steps: int = 30000
   c.log_every_steps = 100
   c.ckpt_every_steps = 500
   c.num_samples = 64
-  c.reference.update(metric="quality/FD_mnist_cnn",
-                     also=("quality/KID_mnist_cnn", "quality/FD_mnist_cnn_train_vs_ref"))
+  c.reference.update(also=("quality/KID_mnist_cnn", "quality/FD_mnist_cnn_train_vs_ref"))
   c.evals = dict(
       quality=dict(type="sample_quality", classifier_config="experiments/classifier_mnist.py",
                    classifier_workdir="runs/classifier_mnist", classifier_name="mnist_cnn",
