@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 
+import jax
 import pytest
 from conftest import REPO
 
@@ -41,12 +42,31 @@ def test_every_variant_builds_a_valid_config_and_is_documented(path):
       assert variant in module.__doc__, f"variant {variant!r} is not described in the header"
 
 
+# Smokes whose time goes into running a hundred or more convolution steps rather than
+# into compiling: XLA's optimizations pay for themselves there and nowhere else.
+COMPUTE_BOUND = ("classifier_mnist.py", "classifier_fashion_mnist.py")
+
+
+@pytest.fixture
+def compile_cheaply_unless_compute_bound(request):
+  """Most smokes run ~10 steps of tiny models, so compiling is nearly all their time."""
+  cheap = os.path.basename(request.node.callspec.params["path"]) not in COMPUTE_BOUND
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", cheap)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
-def test_smoke_trains_resumes_evaluates_and_samples(path, tmp_path, capsys):
+def test_smoke_trains_resumes_evaluates_and_samples(path, tmp_path, capsys, request):
   spec, workdir = f"{path}:smoke", str(tmp_path)
   # Evaluation runs once, from the checkpoint, below (as --mode eval runs it); training
   # with eval_at_end is the same evaluation code on the live state.
   config = config_lib.load_config(spec, ["eval_at_end=False"])
+  # Prerequisite runs (a feature classifier) are compute-bound: trained before the cheap
+  # compiles start.
+  loop.train_prerequisites(config)
+  request.getfixturevalue("compile_cheaply_unless_compute_bound")
   steps = config.total_steps
   loop.train(config, workdir)
   assert os.path.isfile(os.path.join(workdir, "config.json"))

@@ -14,6 +14,8 @@ from gen_jax.models import gan
 from gen_jax.nn import gan_nets
 from gen_jax.trainers import sgd
 
+pytestmark = pytest.mark.usefixtures("cheap_compiles")   # tiny models: compiling is the cost
+
 
 def _brute_conv_transpose(x, k):
   """PyTorch ConvTranspose2d(k=4, s=2, p=1) by scattering: out[2i - 1 + t] += x[i] K[t]."""

@@ -14,6 +14,8 @@ from gen_jax.evaluators import likelihood
 from gen_jax.trainers import loop
 from gen_jax.utils import sample_files
 
+pytestmark = pytest.mark.usefixtures("cheap_compiles")   # tiny models: compiling is the cost
+
 QUICK = experiment("quickstart.py:smoke")
 GPT_SMOKE = experiment("gpt_shakespeare_char.py:smoke")
 

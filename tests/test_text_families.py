@@ -19,6 +19,8 @@ from gen_jax.models import gpt, mlm, seq2seq
 from gen_jax.trainers import loop, sgd
 from gen_jax.utils import writers
 
+pytestmark = pytest.mark.usefixtures("cheap_compiles")   # tiny models: compiling is the cost
+
 GPT_SMOKE = experiment("gpt_shakespeare_char.py:smoke")
 MLM_SMOKE = experiment("mlm_shakespeare_char.py:smoke")
 ADD_SMOKE = experiment("seq2seq_addition.py:smoke")
@@ -165,6 +167,7 @@ MESH_SCRIPT = r"""
 import json, sys
 from gen_jax import config_lib
 from gen_jax.trainers import loop
+
 spec, root = sys.argv[1], sys.argv[2]
 for name, over in [("data8", ["mesh.data=8"]), ("fsdp8", ["mesh.data=8", "sharding=fsdp"]),
                    ("tp2x4", ["mesh.data=2", "mesh.model=4", "sharding=tensor"])]:

@@ -15,6 +15,8 @@ from gen_jax import config_lib, errors
 from gen_jax.data import spec as spec_lib
 from gen_jax.models import vae
 
+pytestmark = pytest.mark.usefixtures("cheap_compiles")   # tiny models: compiling is the cost
+
 D, L, SIGMA = 5, 2, 0.5
 
 
