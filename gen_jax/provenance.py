@@ -30,6 +30,16 @@ def git_commit() -> str:
     return "unknown"
 
 
+def changed_files() -> list[str]:
+  """Tracked files with local changes (what '+dirty' means), e.g. ['README.md']."""
+  try:
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+  except (OSError, subprocess.CalledProcessError):
+    return []
+  return sorted(line[3:] for line in out.splitlines() if line.strip())
+
+
 def cpu_cores() -> str:
   """'2 cores', or '1 of 2 cores' when the process is pinned (taskset) to fewer."""
   total = os.cpu_count() or 0
@@ -60,6 +70,7 @@ class Recorder:
     self.base = {
         "mode": mode,
         "commit": git_commit(),
+        **({"changed_files": changed_files()} if git_commit().endswith("+dirty") else {}),
         "command": " ".join(["python -m gen_jax.main"] + sys.argv[1:])
                    if sys.argv and sys.argv[0].endswith("main.py") else " ".join(sys.argv),
         "hardware": hardware(),

@@ -27,6 +27,15 @@ import sys
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+def _short(unit: str) -> str:
+  """A unit string's first clause or two, for a table cell (the full text is in eval/)."""
+  parts = unit.split(";")[0].split(", ")
+  text = ", ".join(parts[:2])
+  if len(text) > 80:
+    text = parts[0]
+  return text + (", ..." if len(parts) > len(text.split(", ")) else "")
+
+
 def _hours(seconds: float) -> str:
   return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
@@ -140,12 +149,12 @@ def row(workdir: str) -> dict:
       "data": f"{d['name']} ({d['variant']})",
       "variant": d["variant"],
       "binarized_mnist": _is_binarized_mnist(d),
-      "metric": f"{metric} [{ev['units'][metric].split(';')[0]}]",
+      "metric": f"{metric} [{_short(ev['units'][metric])}]",
       "estimator": _estimator(ref, ev["units"][metric], d["variant"]),
       "value": _value(value, sem),
       "reference": (f"{ref['value']:.4g} ({ref['source']})" if ref.get("value") else "–"),
       "also": "; ".join(
-          f"{k} {_value(results[k], results.get(k + '_sem'))} [{ev['units'][k].split(';')[0]}]"
+          f"{k} {_value(results[k], results.get(k + '_sem', results.get(k + '_se')))} [{_short(ev['units'][k])}]"
           for k in also[:2]),
       "schedule": _schedule(steps, d["batch_size"], epochs, config, trained[-1]),
       "hardware": "; ".join(_distinct(r["hardware"] for r in info)),

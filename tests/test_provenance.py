@@ -17,3 +17,19 @@ def test_hardware_names_platform_and_device_count():
   assert hw.startswith(f"{jax.device_count()} x ")
   if jax.devices()[0].platform == "cpu":
     assert hw.endswith(f"({provenance.cpu_cores()})")
+
+
+def test_a_dirty_commit_lists_the_changed_files(tmp_path, monkeypatch):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  for cmd in (["init", "-q"], ["config", "user.email", "t@t"], ["config", "user.name", "t"]):
+    subprocess.run(["git", *cmd], cwd=tmp_path, check=True)
+  (tmp_path / "a.py").write_text("1\n")
+  (tmp_path / "b.md").write_text("1\n")
+  subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
+  subprocess.run(["git", "commit", "-qm", "x"], cwd=tmp_path, check=True)
+  monkeypatch.setattr(provenance, "REPO", str(tmp_path))
+  assert not provenance.git_commit().endswith("+dirty") and provenance.changed_files() == []
+  (tmp_path / "b.md").write_text("2\n")
+  (tmp_path / "new.py").write_text("untracked\n")
+  assert provenance.git_commit().endswith("+dirty")
+  assert provenance.changed_files() == ["b.md"]
