@@ -58,11 +58,17 @@ def cheap_compiles():
   jax.config.update("jax_disable_most_optimizations", old)
 
 
+def subprocess_env(devices: int = 1) -> dict:
+  """The environment of a test's child process: `devices` fake CPU devices, and XLA's
+  optimizations off (the children run tiny models for a few steps: compiling is most
+  of their time)."""
+  return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+          "JAX_DISABLE_MOST_OPTIMIZATIONS": "1", "PYTHONUNBUFFERED": "1"}
+
+
 def run_main(args, devices: int = 1, env=None, timeout=300, popen=False, **kwargs):
   """Runs `python -m gen_jax.main ARGS` with `devices` fake CPU devices."""
-  full_env = dict(os.environ)
-  full_env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-  full_env["PYTHONUNBUFFERED"] = "1"
+  full_env = subprocess_env(devices)
   full_env.update(env or {})
   cmd = [sys.executable, "-m", "gen_jax.main", *args]
   if popen:  # a background process; kwargs go to Popen (stdout=..., stderr=...)

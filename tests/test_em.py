@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import experiment
+from conftest import experiment, subprocess_env
 
 from gen_jax import config_lib, errors, types
 from gen_jax.data import pipeline
@@ -176,8 +176,7 @@ def test_em_run_resumes_bit_identically_and_8_devices_equal_one(tmp_path):
   jax.tree.map(np.testing.assert_array_equal, _params(config, str(tmp_path / "resumed")),
                _params(config, str(tmp_path / "one")))
   out = subprocess.run([sys.executable, "-c", EM_MESH_SCRIPT, spec, str(tmp_path / "eight")],
-                       env={**os.environ,
-                            "XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+                       env=subprocess_env(8),
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
 

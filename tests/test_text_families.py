@@ -1,7 +1,6 @@
 """GPT, masked-LM and encoder-decoder families: losses, sampling, errors, sharded meshes."""
 import json
 import math
-import os
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import experiment
+from conftest import experiment, subprocess_env
 
 from gen_jax import config_lib, errors, parallel
 from gen_jax.data import sources, text_ops, variants
@@ -196,7 +195,7 @@ def test_fsdp_and_tensor_parallel_meshes_give_the_losses_of_one_device(tmp_path)
                _final(config, str(tmp_path / "one")).params)
   out = subprocess.run(
       [sys.executable, "-c", MESH_SCRIPT, GPT_SMOKE, str(tmp_path)],
-      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+      env=subprocess_env(8),
       capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
 

@@ -1,4 +1,5 @@
 """The generic trainer: player isolation, EMA, scan, NaN guard, devices, resume."""
+import functools
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+import conftest
 from conftest import REPO, experiment, run_main
 
 from gen_jax import config_lib, errors, optim, registry
@@ -17,6 +19,7 @@ from gen_jax.trainers import loop, sgd
 from gen_jax.utils import writers
 
 QUICK = experiment("quickstart.py:smoke")
+OPTIMIZED = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "0"}   # for children that run many steps
 
 
 @pytest.fixture
@@ -183,6 +186,7 @@ def test_sigkill_then_sigterm_then_resume_is_bit_identical(tmp_path):
   total = 2000
   args = ["--config", QUICK, f"--config.total_steps={total}", "--config.log_every_steps=20",
           "--config.eval_at_end=False"]
+  run_main = functools.partial(conftest.run_main, env=OPTIMIZED)   # 4 x 2,000 steps: compute
   ref = run_main(args + ["--workdir", str(tmp_path / "ref"), f"--config.ckpt_every_steps={total}"])
   assert ref.returncode == 0, ref.stderr[-2000:]
   run, ckdir = tmp_path / "run", tmp_path / "run" / "checkpoints"
