@@ -18,26 +18,29 @@ import jax
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def git_commit() -> str:
-  """Short commit of the gen_jax checkout, '+dirty' if it has local changes."""
+def changed_files() -> list[str]:
+  """Tracked files with local changes (what '+dirty' means), e.g. ['README.md']."""
+  out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                       capture_output=True, text=True, check=True).stdout
+  return sorted(line[3:] for line in out.splitlines() if line.strip())
+
+
+def git_state() -> dict:
+  """{"commit": short commit, '+dirty' if tracked files changed, and then "changed_files"}."""
   try:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                             capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.strip()
-    return commit + ("+dirty" if dirty else "")
+    changed = changed_files()
   except (OSError, subprocess.CalledProcessError):
-    return "unknown"
+    return {"commit": "unknown"}
+  if not changed:
+    return {"commit": commit}
+  return {"commit": commit + "+dirty", "changed_files": changed}
 
 
-def changed_files() -> list[str]:
-  """Tracked files with local changes (what '+dirty' means), e.g. ['README.md']."""
-  try:
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
-  except (OSError, subprocess.CalledProcessError):
-    return []
-  return sorted(line[3:] for line in out.splitlines() if line.strip())
+def git_commit() -> str:
+  """Short commit of the gen_jax checkout, '+dirty' if it has local changes."""
+  return git_state()["commit"]
 
 
 def cpu_cores() -> str:
@@ -69,8 +72,7 @@ class Recorder:
     self.t0 = time.time()
     self.base = {
         "mode": mode,
-        "commit": git_commit(),
-        **({"changed_files": changed_files()} if git_commit().endswith("+dirty") else {}),
+        **git_state(),
         "command": " ".join(["python -m gen_jax.main"] + sys.argv[1:])
                    if sys.argv and sys.argv[0].endswith("main.py") else " ".join(sys.argv),
         "hardware": hardware(),
