@@ -54,7 +54,8 @@ def burda_config(variant: str, objective: str, k: int, cpu_epoch_steps: int = 20
   c.ckpt_every_steps = 24000 if variant else 300000
   paper = {("elbo", 1): 86.76, ("iwae", 5): 85.54, ("iwae", 50): 84.78}
   c.reference.update(metric="test_ll/nll_iwae", value=paper.get((objective, k), 0.0),
-                     source="Burda et al. 2015, Table 1 (1 stochastic layer)")
+                     source="Burda et al. 2015, Table 1 (1 stochastic layer)",
+                     epochs=float(optim.burda_total_steps(1, 8)))   # 3^0 + ... + 3^7 passes
   c.evals = dict(
       test_ll=dict(type="likelihood", batch_size=100, num_examples=0,
                    kwargs=dict(k=5000, chunk=500)),

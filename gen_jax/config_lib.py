@@ -54,6 +54,7 @@ def base() -> ml_collections.ConfigDict:
   c.log_every_steps = 100
   c.ckpt_every_steps = 1000
   c.sample_every_steps = 0       # 0: only at the end
+  c.eval_every_steps = 0         # run config.evals every N steps too (0: only at the end)
   c.keep_checkpoints = 3
   c.ema_decay = 0.0              # 0 disables the parameter EMA
   c.seed = 0
@@ -77,6 +78,7 @@ def base() -> ml_collections.ConfigDict:
       source="",                 # citation, table
       also=(),                   # at most two more result keys for the results table
       estimator="",              # "exact", "bound", "IWAE estimate", ...; "" reads the units
+      epochs=0.0,                # the source's training schedule in epochs; 0 = not stated
   ))
   c.distributed = ml_collections.ConfigDict(dict(
       enabled=False,             # call jax.distributed.initialize
@@ -205,6 +207,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if value % k:
       raise errors.ConfigError(
           f"{key}={value} must be a multiple of steps_per_dispatch={k}")
+  if config.eval_every_steps < 0 or config.eval_every_steps % k:
+    raise errors.ConfigError(
+        f"eval_every_steps={config.eval_every_steps} must be >= 0 and a multiple of "
+        f"steps_per_dispatch={k}")
   if config.sample_every_steps % k:
     raise errors.ConfigError(
         f"sample_every_steps={config.sample_every_steps} must be a multiple of "
@@ -249,6 +255,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 # A key and everything below it.
 RESUME_MAY_CHANGE = (
     "total_steps", "log_every_steps", "ckpt_every_steps", "sample_every_steps",
+    "eval_every_steps",
     "keep_checkpoints", "steps_per_dispatch", "eval_at_end", "evals", "num_samples",
     "plot_extent", "sample", "reference", "distributed", "mesh", "sharding",
     "data.eval_split", "data.description", "data.download", "allow_config_change",

@@ -125,11 +125,11 @@ def row(workdir: str) -> dict:
   with open(os.path.join(workdir, "run_info.jsonl")) as f:
     info = [json.loads(line) for line in f if line.strip()]
   ref = config.get("reference") or _reference_from_command(info[0]["command"])
-  if "also" not in ref or "estimator" not in ref:   # records older than those keys
+  if any(k not in ref for k in ("also", "estimator", "epochs")):   # older records
     current = _experiment_reference(info[0]["command"])
     if current.get("metric") == ref.get("metric") or not ref.get("metric"):
       ref = {"also": current.get("also", ()), "estimator": current.get("estimator", ""),
-             **ref}
+             "epochs": current.get("epochs", 0.0), **ref}
   metric = ref.get("metric") or next(k for k, v in ev["results"].items()
                                      if isinstance(v, float) and not k.endswith("_sem"))
   value = ev["results"][metric]
@@ -157,11 +157,26 @@ def row(workdir: str) -> dict:
           f"{k} {_value(results[k], results.get(k + '_sem', results.get(k + '_se')))} [{_short(ev['units'][k])}]"
           for k in also[:2]),
       "schedule": _schedule(steps, d["batch_size"], epochs, config, trained[-1]),
+      "paper_schedule": _paper_schedule(epochs, ref),
       "hardware": "; ".join(_distinct(r["hardware"] for r in info)),
       "wall": _hours(sum(r["wall_s"] for r in info)),
       "commit": ", ".join(_distinct(r["commit"] for r in info)),
       "command": info[0]["command"],
   }
+
+
+def _paper_schedule(epochs: float, ref: dict) -> str:
+  """The source's schedule beside the run's: 'E epochs', marked when the run is short of it."""
+  if not ref.get("value"):
+    return "–"
+  paper = float(ref.get("epochs") or 0.0)
+  if not paper:
+    return "not stated"
+  text = f"{paper:,.0f} epochs"
+  # Whole-split EM and text streams have no epochs to compare (epochs is NaN).
+  if epochs == epochs and epochs < 0.95 * paper:
+    text += f"; **short of the paper's schedule** ({100 * epochs / paper:.1f}%)"
+  return text
 
 
 def _distinct(values) -> list:
@@ -172,7 +187,7 @@ def _distinct(values) -> list:
 COLUMNS = [("run", "Run"), ("data", "Data (variant)"), ("metric", "Metric"),
            ("estimator", "Estimator"), ("value", "Value"), ("reference", "Paper"),
            ("also", "Also measured (at most two)"),
-           ("schedule", "Schedule"),
+           ("schedule", "Schedule"), ("paper_schedule", "Paper's schedule"),
            ("hardware", "Hardware"), ("wall", "Wall time"), ("commit", "Commit")]
 
 
