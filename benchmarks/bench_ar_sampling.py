@@ -17,14 +17,11 @@ time is the median over `--reps` calls of n images, reported in ms per image.
 Before timing, the two are checked to draw the same images for the same key.
 """
 import argparse
-import datetime
-import json
 import os
-import shlex
 import statistics
-import sys
 import time
 
+import common  # benchmarks/common.py
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,7 +71,6 @@ def main(argv=None) -> dict:
   parser.add_argument("--arch", default=",".join(EXPERIMENTS), help="comma-separated archs")
   parser.add_argument("--json", metavar="PATH", help="also write the results here as JSON")
   args = parser.parse_args(argv)
-  load_start = list(os.getloadavg())
   rows = {}
   for arch in args.arch.split(","):
     family, params = make_family(arch)
@@ -98,19 +94,11 @@ def main(argv=None) -> dict:
     print(f"{arch:15s} cached {r['cached_ms_per_image']:9.1f} ms/image   naive "
           f"{r['naive_ms_per_image']:9.1f} ms/image   speed-up {r['speedup']:6.1f}x   "
           f"compile {cached[0]:.1f} s / {naive[0]:.1f} s   same samples: {same}", flush=True)
-  result = {
-      "benchmark": "ar_sampling_28x28",
-      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "command": "python " + " ".join(shlex.quote(a) for a in
-                                       [os.path.relpath(__file__, REPO)] + sys.argv[1:]),
-      "backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind,
-      "jax_version": jax.__version__, "cpu_count": os.cpu_count(),
-      "load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
-      "images_per_call": args.n, "reps": args.reps, "models": EXPERIMENTS, "results": rows,
-  }
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump(result, f, indent=2)
+  result = common.fields(
+      "ar_sampling_28x28",
+      load_average_at_end=list(os.getloadavg()),
+      images_per_call=args.n, reps=args.reps, models=EXPERIMENTS, results=rows)
+  common.write_json(args.json, result)
   return result
 
 

@@ -27,14 +27,13 @@ Reference (pgmpy 1.1.2 variable elimination, measured on a 2-core CPU): asia 1.7
 insurance 0.9, alarm 4.4, hailfinder 1.4, win95pts 0.7 ms per query.
 """
 import argparse
-import datetime
-import json
 import os
 import statistics
 import sys
 import time
 import warnings
 
+import common  # benchmarks/common.py
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -149,22 +148,13 @@ def main(argv=None) -> dict:
           f"largest table {r['max_entries']:>6,} entries ({r['bytes_per_query']:,} B/query) | "
           f"compile {r['compile_s']:.2f} s | batched {r['batched_qps']:,.0f} q/s | single "
           f"{r['single_ms']:.3f} ms{pg}", flush=True)
-  report = dict(
-      benchmark="bn_variable_elimination",
+  report = common.fields(
+      "bn_variable_elimination",
       query="P(root | 2 leaves) and P(root | every leaf), evidence from cases sampled from "
             "the network",
-      date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      command="python benchmarks/bench_bn.py " + " ".join(argv if argv is not None
-                                                          else sys.argv[1:]),
-      backend=jax.default_backend(), device_kind=jax.devices()[0].device_kind,
-      cpu_count=os.cpu_count(), load_average=os.getloadavg(), jax_version=jax.__version__,
       pgmpy_version=pgmpy_version, batch=args.batch, rounds=args.rounds, note=args.note,
       results=rows)
-  if args.json:
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-      json.dump(report, f, indent=2)
-    print(f"wrote {args.json}")
+  common.write_json(args.json, report)
   return report
 
 

@@ -30,19 +30,16 @@ Reference (2-core CPU, before this family): PyTorch 330 ms/step, a
 straightforward JAX port with ConvTranspose 1,458 ms/step.
 """
 import argparse
-import datetime
 import json
 import os
-import shlex
-import statistics
-import sys
 import time
 
+import common  # benchmarks/common.py
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax import config_lib, optim, provenance
+from gen_jax import config_lib, optim
 from gen_jax.data import spec as spec_lib
 from gen_jax.models import gan
 from gen_jax.trainers import sgd
@@ -192,14 +189,8 @@ def main(argv=None) -> dict:
   print("max |output - jax_transpose output|:", json.dumps(diffs))
   contenders = {name: jax_contender(up, down, x, params, state)[0]
                 for name, (up, down) in JAX_CONTENDERS.items()}
-  torch, torch_note, torch_counts = None, "", None
-  if not args.no_torch:
-    try:
-      import torch  # pylint: disable=g-import-not-at-top
-    except ImportError as e:
-      torch_note = f"torch absent ({e})"
-  else:
-    torch_note = "disabled by --no-torch"
+  torch, torch_note = common.import_torch(args.no_torch)
+  torch_counts = None
   if torch is not None:
     contenders["torch_eager"], torch_counts = torch_contender(torch, x_np)
     print(f"torch {torch.__version__}: cpu ({torch.get_num_threads()} threads); "
@@ -213,14 +204,9 @@ def main(argv=None) -> dict:
     contenders[name](1)
     print(f"{name}: first step (compile) {time.perf_counter() - t0:.1f} s", flush=True)
     contenders[name](args.warmup)
-  per_round = {name: [] for name in names}
-  for r in range(args.rounds):
-    shift = r % len(names)
-    for name in names[shift:] + names[:shift]:
-      per_round[name].append(contenders[name](args.steps))
-    print(f"round {r + 1}/{args.rounds}: "
-          + ", ".join(f"{n} {per_round[n][-1]:.1f}" for n in names) + " ms/step", flush=True)
-  results = {name: statistics.median(v) for name, v in per_round.items()}
+  per_round = common.alternating_rounds(
+      {n: (lambda n=n: contenders[n](args.steps)) for n in names}, args.rounds, fmt=".1f")
+  results = common.medians(per_round)
   torch_ms = results.get("torch_eager")
   speedup = {name: (torch_ms / ms if torch_ms else None) for name, ms in results.items()}
   print(f"\nms/step, median of {args.rounds} rounds of {args.steps} steps, DCGAN 64x64x3, "
@@ -230,36 +216,22 @@ def main(argv=None) -> dict:
   for name in names:
     s = f"{speedup[name]:.2f}" if speedup[name] else "n/a"
     print(f"| {name} | {results[name]:.1f} | {s} |")
-  report = {
-      "benchmark": "dcgan_train_step",
-      "model": "pytorch/examples DCGAN 64x64x3, nz=100, ngf=ndf=64, BatchNorm, BCE, "
-               "Adam(2e-4, 0.5): one D update then one G update",
-      "batch_size": BATCH,
-      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "command": shlex.join(["python"] + sys.argv),
-      "commit": provenance.git_commit(),
-      "hardware": provenance.hardware(),
-      "backend": backend,
-      "device_kind": device_kind,
-      "cpu_count": os.cpu_count(),
-      "jax_version": jax.__version__,
-      "torch_version": torch.__version__ if torch is not None else None,
-      "torch_threads": torch.get_num_threads() if torch is not None else None,
-      "torch_parameter_counts": torch_counts,
-      "steps": args.steps,
-      "rounds": args.rounds,
-      "warmup": args.warmup,
-      "max_abs_output_difference_vs_jax_transpose": diffs,
-      "ms_per_step": results,
-      "ms_per_step_per_round": per_round,
-      "torch_over_contender": speedup,
-      "skipped": [torch_note] if torch_note else [],
-  }
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump(report, f, indent=2)
-      f.write("\n")
-    print(f"wrote {args.json}")
+  report = common.fields(
+      "dcgan_train_step",
+      model="pytorch/examples DCGAN 64x64x3, nz=100, ngf=ndf=64, BatchNorm, BCE, "
+            "Adam(2e-4, 0.5): one D update then one G update",
+      batch_size=BATCH,
+      torch_version=torch.__version__ if torch is not None else None,
+      torch_threads=torch.get_num_threads() if torch is not None else None,
+      torch_parameter_counts=torch_counts,
+      steps=args.steps, rounds=args.rounds, warmup=args.warmup,
+      max_abs_output_difference_vs_jax_transpose=diffs,
+      ms_per_step=results,
+      ms_per_step_per_round=per_round,
+      torch_over_contender=speedup,
+      skipped=[torch_note] if torch_note else [],
+  )
+  common.write_json(args.json, report)
   return report
 
 

@@ -16,18 +16,16 @@ same log-likelihood (they run the same algorithm from the same start).
 Run it on a quiet machine: other processes on the cores skew the ratio.
 """
 import argparse
-import datetime
-import json
 import os
 import statistics
-import subprocess
 import time
 
+import common  # benchmarks/common.py
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax import config_lib, provenance
+from gen_jax import config_lib
 from gen_jax.data import sources
 from gen_jax.data import spec as spec_lib
 from gen_jax.models import gmm
@@ -83,12 +81,12 @@ def one_case(x: np.ndarray, covariance: str, k: int, iters: int, rounds: int) ->
           "final_loglik": lls}
 
 
-def main() -> None:
+def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--iters", type=int, default=20)
   parser.add_argument("--json", default="")
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   jax.config.update("jax_enable_x64", True)
   x = sources.load("digits", "train").x.reshape(1500, -1).astype(np.float64) / 255.0
   load = os.getloadavg()[0]
@@ -104,16 +102,8 @@ def main() -> None:
     print(f"| {r['covariance']} | {r['k']} | {m['gen_jax']:.2f} | {m['sklearn']:.2f} | "
           f"{r['sklearn/gen_jax']:.2f}x | {r['compile_s']:.2f} | "
           f"{r['final_loglik']['gen_jax']:.6f}, {r['final_loglik']['sklearn']:.6f} |")
-  if args.json:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True).stdout.strip()
-    out = {"benchmark": "gmm_em_digits", "date": datetime.date.today().isoformat(),
-           "commit": commit, "hardware": provenance.hardware(), "load_average_at_start": load,
-           "rounds": args.rounds, "cases": cases}
-    with open(args.json, "w") as f:
-      json.dump(out, f, indent=1)
-    print(f"wrote {args.json}")
-
+  common.write_json(args.json, common.fields(
+      "gmm_em_digits", rounds=args.rounds, iters=args.iters, cases=cases))
 
 if __name__ == "__main__":
   main()

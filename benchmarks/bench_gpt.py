@@ -55,22 +55,18 @@ Reference figures (ms/step), measured before this benchmark existed, not by it:
 """
 import argparse
 import dataclasses
-import datetime
 import importlib.util
-import json
 import os
-import shlex
-import statistics
-import sys
 import tempfile
 import time
 from typing import Callable
 
+import common  # benchmarks/common.py
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax import config_lib, parallel, provenance
+from gen_jax import config_lib, parallel
 from gen_jax.inference import sampling
 from gen_jax.models import gpt
 from gen_jax.nn import transformer
@@ -378,18 +374,12 @@ def main(argv=None) -> dict:
           print(notes[-1])
           continue
         print(f"warmed up {c.name} in {time.perf_counter() - t0:.1f} s", flush=True)
-      per_round = {c.name: [] for c in contenders}
-      for r in range(args.rounds):
-        shift = r % len(contenders)
-        for c in contenders[shift:] + contenders[:shift]:
-          per_round[c.name].append(c.run())
-        print(f"round {r + 1}/{args.rounds}: "
-              + ", ".join(f"{c.name} {per_round[c.name][-1]:.4g} {c.unit}" for c in contenders),
-              flush=True)
+      per_round = common.alternating_rounds({c.name: c.run for c in contenders}, args.rounds,
+                                            unit="(ms/step or tokens/s)", fmt=".4g")
     finally:
       run.close()
 
-  results = {name: statistics.median(v) for name, v in per_round.items()}
+  results = common.medians(per_round)
   eager = results.get("torch_eager")
   rows = []
   for c in contenders:
@@ -426,39 +416,27 @@ def main(argv=None) -> dict:
   if not peak:
     print("MFU: skipped (no peak known for this device; pass --peak-tflops)")
 
-  report = {
-      "benchmark": "gpt_char_train_step_and_decode",
-      "model": (f"char GPT {m.n_layer}L/{m.n_head}H/{m.n_embd}, block {m.block_size}, vocab "
-                f"{vocab}, bias, dropout 0; AdamW 1e-3 (0.9, 0.99) wd 0.1, clip 1.0"),
-      "hardware": provenance.hardware(),
-      "commit": provenance.git_commit(),
-      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "command": shlex.join(["python"] + sys.argv),
-      "backend": backend,
-      "device_kind": device_kind,
-      "jax_version": jax.__version__,
-      "torch_version": torch.__version__ if torch is not None else None,
-      "torch_threads": torch_threads,
-      "dtype": args.dtype,
-      "batch_size": batch,
-      "steps": args.steps,
-      "rounds": args.rounds,
-      "warmup": args.warmup,
-      "decode_calls": args.decode_calls,
-      "scan_steps_per_call": SCAN_K,
-      "num_params_no_wpe": num_params,
-      "flops_per_step": step_flops,
-      "peak_tflops": peak,
-      "decode_tokens_identical": {str(b): s for b, s in identical.items()},
-      "decode_speedup_kv_over_full": {str(b): s for b, s in speedups.items()},
-      "rows": rows,
-      "skipped": notes,
-  }
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump(report, f, indent=2)
-      f.write("\n")
-    print(f"wrote {args.json}")
+  report = common.fields(
+      "gpt_char_train_step_and_decode",
+      model=(f"char GPT {m.n_layer}L/{m.n_head}H/{m.n_embd}, block {m.block_size}, vocab "
+             f"{vocab}, bias, dropout 0; AdamW 1e-3 (0.9, 0.99) wd 0.1, clip 1.0"),
+      torch_version=torch.__version__ if torch is not None else None,
+      torch_threads=torch_threads,
+      dtype=args.dtype,
+      batch_size=batch,
+      steps=args.steps, rounds=args.rounds, warmup=args.warmup,
+      decode_calls=args.decode_calls,
+      scan_steps_per_call=SCAN_K,
+      num_params_no_wpe=num_params,
+      flops_per_step=step_flops,
+      peak_tflops=peak,
+      decode_tokens_identical={str(b): s for b, s in identical.items()},
+      decode_speedup_kv_over_full={str(b): s for b, s in speedups.items()},
+      rows=rows,
+      ms_per_step={r["contender"]: r["value"] for r in rows if r["unit"] == "ms/step"},
+      skipped=notes,
+  )
+  common.write_json(args.json, report)
   return report
 
 

@@ -25,14 +25,11 @@ Reference (measured earlier on a 2-core CPU): hmmlearn forward-backward 18 / 13 
 / 10; dynamax fit_em 2.8-4.2 s per call (re-traced every call).
 """
 import argparse
-import datetime
-import json
 import os
-import shlex
 import statistics
-import sys
 import time
 
+import common  # benchmarks/common.py
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -136,7 +133,6 @@ def main(argv=None) -> dict:
   args = parser.parse_args(argv)
   if args.rounds < 1 or args.reps < 1:
     parser.error("--rounds and --reps must be >= 1")
-  load_at_start = os.getloadavg()
   try:
     import hmmlearn  # pylint: disable=g-import-not-at-top
     from hmmlearn import hmm as hmm_lib  # pylint: disable=g-import-not-at-top
@@ -189,30 +185,16 @@ def main(argv=None) -> dict:
   for key, v in final_ll.items():
     print(f"  {key}: {v:.4f}")
 
-  report = {
-      "benchmark": "hmm_forward_backward_and_baum_welch",
-      "data": f"hmm_gaussian dim 1, {NUM_SEQ} sequences x {SEQ_LEN} steps, seed 0",
-      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "command": shlex.join(["python"] + sys.argv),
-      "backend": jax.default_backend(),
-      "device_kind": jax.devices()[0].device_kind,
-      "jax_version": jax.__version__,
-      "hmmlearn_version": hmmlearn_version,
-      "load_average_at_start": load_at_start,     # 1 / 5 / 15 min; > 2 = shared CPUs
-      "load_average_at_end": os.getloadavg(),
-      "rounds": args.rounds,
-      "reps": args.reps,
-      "ms_per_call": ms,
-      "ms_per_call_per_round": per_round,
-      "compile_seconds": compile_s,
-      "loglik_after_bw5": final_ll,
-      "skipped": skipped,
-  }
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump(report, f, indent=2)
-      f.write("\n")
-    print(f"wrote {args.json}")
+  report = common.fields(
+      "hmm_forward_backward_and_baum_welch",
+      data=f"hmm_gaussian dim 1, {NUM_SEQ} sequences x {SEQ_LEN} steps, seed 0",
+      hmmlearn_version=hmmlearn_version,
+      load_average_at_end=os.getloadavg(),
+      rounds=args.rounds, reps=args.reps,
+      ms_per_call=ms, ms_per_call_per_round=per_round,
+      compile_seconds=compile_s, loglik_after_bw5=final_ll, skipped=skipped,
+  )
+  common.write_json(args.json, report)
   return report
 
 

@@ -26,16 +26,12 @@ Reference figures (ms/step, MLP VAE 784-400-20, batch 128):
                100 steps in one lax.scan 0.077.
 """
 import argparse
-import datetime
-import json
 import os
-import shlex
-import statistics
-import sys
 import tempfile
 import time
 from typing import Callable
 
+import common  # benchmarks/common.py  pylint: disable=g-import-not-at-top
 import jax
 import numpy as np
 
@@ -199,27 +195,6 @@ def torch_contenders(torch, x_u8: np.ndarray) -> tuple[dict, str, list[str]]:
   return contenders, where, notes
 
 
-def import_torch(disabled: bool):
-  """(torch module or None, reason it is absent)."""
-  if disabled:
-    return None, "disabled by --no-torch"
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    return None, f"not installed ({e}); `pip install -e .[bench]` adds it"
-  return torch, ""
-
-
-def ratio(results: dict, num: str, den: str) -> float | None:
-  if num in results and den in results:
-    return results[num] / results[den]
-  return None
-
-
-def fmt_ratio(value: float | None, absent: str) -> str:
-  return f"{value:.2f}" if value is not None else f"n/a ({absent})"
-
-
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--steps", type=int, default=300,
@@ -237,7 +212,7 @@ def main(argv=None) -> dict:
   devices = jax.devices()
   backend, device_kind = jax.default_backend(), devices[0].device_kind
   print(f"jax {jax.__version__}: backend {backend}, {len(devices)} x {device_kind}")
-  torch, torch_absent = import_torch(args.no_torch)
+  torch, torch_absent = common.import_torch(args.no_torch)
   notes = []
   if torch is None:
     print(f"torch absent: {torch_absent}. Skipping torch_eager and torch_compile.")
@@ -259,18 +234,12 @@ def main(argv=None) -> dict:
       names = list(contenders)
       for name in names:  # compile and warm up
         contenders[name](max(args.warmup, 1))
-      per_round = {name: [] for name in names}
-      for r in range(args.rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-          per_round[name].append(contenders[name](args.steps))
-        print(f"round {r + 1}/{args.rounds}: "
-              + ", ".join(f"{n} {per_round[n][-1]:.3f}" for n in names) + " ms/step",
-              flush=True)
+      per_round = common.alternating_rounds(
+          {n: (lambda n=n: contenders[n](args.steps)) for n in names}, args.rounds)
     finally:
       run.close()
 
-  results = {name: statistics.median(v) for name, v in per_round.items()}
+  results = common.medians(per_round)
   relative = {name: ms / results["jax_scan"] for name, ms in results.items()}
   print(f"\nms/step, median of {args.rounds} rounds of {args.steps} steps, batch {BATCH}, "
         f"MLP VAE 784-400-20 ({backend}, {device_kind})\n")
@@ -278,39 +247,29 @@ def main(argv=None) -> dict:
   print("|---|---:|---:|")
   for name in names:
     print(f"| {name} | {results[name]:.3f} | {relative[name]:.2f}x |")
-  ratios = {"trainer/jax_scan": ratio(results, "trainer", "jax_scan"),
-            "torch_eager/jax_bare": ratio(results, "torch_eager", "jax_bare")}
+  ratios = {"trainer/jax_scan": common.ratio(results, "trainer", "jax_scan"),
+            "torch_eager/jax_bare": common.ratio(results, "torch_eager", "jax_bare"),
+            "torch_eager/trainer": common.ratio(results, "torch_eager", "trainer")}
   print()
   print(f"trainer / jax_scan = {ratios['trainer/jax_scan']:.2f} (target <= 1.3)")
-  print(f"torch_eager / jax_bare = {fmt_ratio(ratios['torch_eager/jax_bare'], 'torch absent')} "
-        f"(target >= 2 on CPU)")
+  for key in ("torch_eager/jax_bare", "torch_eager/trainer"):
+    print(f"{key} = {common.fmt_ratio(ratios[key], 'torch absent')} (target >= 2 on CPU)")
 
-  report = {
-      "benchmark": "vae_train_step",
-      "model": "MLP VAE 784-400-20, ReLU, Bernoulli, ELBO, Adam 1e-3",
-      "batch_size": BATCH,
-      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "command": shlex.join(["python"] + sys.argv),
-      "backend": backend,
-      "device_kind": device_kind,
-      "device_count": len(devices),
-      "jax_version": jax.__version__,
-      "torch_version": torch.__version__ if torch is not None else None,
-      "steps": args.steps,
-      "rounds": args.rounds,
-      "warmup": args.warmup,
-      "scan_steps_per_call": SCAN_K,
-      "ms_per_step": results,
-      "ms_per_step_per_round": per_round,
-      "relative_to_jax_scan": relative,
-      "ratios": ratios,
-      "skipped": ([f"torch: {torch_absent}"] if torch is None else []) + notes,
-  }
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump(report, f, indent=2)
-      f.write("\n")
-    print(f"wrote {args.json}")
+  report = common.fields(
+      "vae_train_step",
+      model="MLP VAE 784-400-20, ReLU, Bernoulli, ELBO, Adam 1e-3",
+      batch_size=BATCH,
+      torch_version=torch.__version__ if torch is not None else None,
+      torch_threads=torch.get_num_threads() if torch is not None else None,
+      steps=args.steps, rounds=args.rounds, warmup=args.warmup,
+      scan_steps_per_call=SCAN_K,
+      ms_per_step=results,
+      ms_per_step_per_round=per_round,
+      relative_to_jax_scan=relative,
+      ratios=ratios,
+      skipped=([f"torch: {torch_absent}"] if torch is None else []) + notes,
+  )
+  common.write_json(args.json, report)
   return report
 
 

@@ -5,6 +5,10 @@
 `flows_toy2d`: one column per toy-density run: the training data (20,000 of
 the generated points), the model density heat map and 20,000 model samples,
 read from each workdir's samples/ folder.
+
+`bpd_curves`: test bits/dim (with its standard error) and the training loss
+against epochs, one line per run, from each workdir's metrics.jsonl (the
+evaluations `eval_every_steps` wrote), with the paper's number dashed.
 """
 import glob
 import json
@@ -45,6 +49,46 @@ def flows_toy2d(workdirs: list[str]) -> str:
   return images.save_image(os.path.join(DOCS, "flows_toy2d.png"), panel)
 
 
+def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> str:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+  for i, w in enumerate(workdirs):
+    with open(os.path.join(w, "config.json")) as f:
+      config = json.load(f)
+    with open(os.path.join(w, "run_info.jsonl")) as f:
+      n_train = [json.loads(line) for line in f if line.strip()][0]["train_examples"]
+    per_epoch = n_train / config["data"]["batch_size"]
+    rows = [json.loads(line) for line in open(os.path.join(w, "metrics.jsonl")) if line.strip()]
+    test = [(r["step"] / per_epoch, r["test_ll/bpd"], r.get("test_ll/bpd_sem", 0.0))
+            for r in rows if "test_ll/bpd" in r]
+    train = [(r["step"] / per_epoch, r["loss"]) for r in rows if "loss" in r]
+    color = f"C{i}"
+    name = os.path.basename(os.path.normpath(w))
+    if train:
+      ax.plot(*zip(*train), color=color, alpha=0.35, lw=0.8, label=f"{name}: train loss")
+    if test:
+      e, b, se = map(np.asarray, zip(*test))
+      ax.errorbar(e, b, yerr=se, color=color, marker="o", ms=3, lw=1.5,
+                  label=f"{name}: test ({b[-1]:.3f} at {e[-1]:.1f} epochs)")
+    ref = config.get("reference", {})
+    if ref.get("value"):
+      ax.axhline(ref["value"], color=color, ls="--", lw=0.8,
+                 label=f"paper {ref['value']} ({config['model']['arch']})")
+  ax.set_xlabel("epochs")
+  ax.set_ylabel("bits/dim (8-bit, dequantized)")
+  top = max(3.0, min(ax.get_ylim()[1], 3.0))
+  ax.set_ylim(0.9, top)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  ax.set_title("MNIST test bits/dim against epochs (2 CPU cores)")
+  fig.tight_layout()
+  path = os.path.join(DOCS, out)
+  fig.savefig(path)
+  return path
+
+
 if __name__ == "__main__":
   figure, dirs = sys.argv[1], sys.argv[2:]
-  print({"flows_toy2d": flows_toy2d}[figure](dirs))
+  print({"flows_toy2d": flows_toy2d, "bpd_curves": bpd_curves}[figure](dirs))

@@ -106,3 +106,24 @@ def test_evaluation_records_add_wall_time_but_not_a_schedule(tmp_path):
       for r in rows))
   r = report.row(str(tmp_path))
   assert r["schedule"] == "20 steps × batch 10 (2.0 epochs)" and r["wall"] == "2.0 min"
+
+
+@pytest.mark.parametrize("paper_epochs, text", [
+    (0.0, "not stated"),
+    (2.0, "2 epochs"),                                         # the run's own 2.0 epochs
+    (100.0, "100 epochs; **short of the paper's schedule** (2.0%)"),
+])
+def test_the_papers_schedule_is_shown_and_a_shorter_run_is_marked(tmp_path, paper_epochs, text):
+  (tmp_path / "eval").mkdir()
+  (tmp_path / "config.json").write_text(json.dumps({
+      "data": {"name": "toy", "variant": "v", "batch_size": 10}, "total_steps": 20,
+      "reference": {"metric": "m", "value": 1.0, "source": "paper", "also": [],
+                    "estimator": "exact", "epochs": paper_epochs}}))
+  (tmp_path / "eval" / "step_00000020.json").write_text(json.dumps(
+      {"step": 20, "results": {"m": 0.5}, "units": {"m": "units"}}))
+  (tmp_path / "run_info.jsonl").write_text(json.dumps(
+      {"commit": "aaa", "hardware": "cpu", "start_step": 0, "end_step": 20, "wall_s": 6.0,
+       "train_examples": 100, "command": "python -m gen_jax.main"}) + "\n")
+  r = report.row(str(tmp_path))
+  assert r["schedule"].startswith("20 steps × batch 10 (2.0 epochs)")
+  assert r["paper_schedule"] == text

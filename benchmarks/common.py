@@ -1,0 +1,93 @@
+"""What every benchmark shares: alternating rounds, the optional torch import, and
+the provenance and JSON file of a result.
+
+Contenders are timed in rounds; round r starts at contender r mod n, so no
+contender always runs first, right after another's compile, or last, when the
+machine may have warmed up. Each benchmark reports the median over rounds.
+Timings mean something only on a quiet machine: `fields()` records the load
+average at the start so a loaded run is visible in its JSON.
+"""
+import datetime
+import json
+import os
+import shlex
+import statistics
+import sys
+from typing import Callable
+
+import jax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gen_jax import provenance  # noqa: E402  pylint: disable=g-import-not-at-top
+
+LOAD_AT_IMPORT = os.getloadavg()
+
+
+def import_torch(disabled: bool):
+  """(torch module or None, the reason it is absent)."""
+  if disabled:
+    return None, "disabled by --no-torch"
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    return None, f"not installed ({e}); `pip install -e .[bench]` adds it"
+  return torch, ""
+
+
+def alternating_rounds(contenders: dict[str, Callable[[], float]], rounds: int,
+                       unit: str = "ms/step", fmt: str = ".3f") -> dict[str, list[float]]:
+  """{name: [one timing per round]}: each contender's callable returns one timing."""
+  names = list(contenders)
+  per_round = {name: [] for name in names}
+  for r in range(rounds):
+    shift = r % len(names)
+    for name in names[shift:] + names[:shift]:
+      per_round[name].append(contenders[name]())
+    print(f"round {r + 1}/{rounds}: "
+          + ", ".join(f"{n} {per_round[n][-1]:{fmt}}" for n in names) + f" {unit}", flush=True)
+  return per_round
+
+
+def medians(per_round: dict[str, list[float]]) -> dict[str, float]:
+  return {name: statistics.median(v) for name, v in per_round.items()}
+
+
+def ratio(results: dict, num: str, den: str) -> float | None:
+  """results[num] / results[den], or None when either is absent."""
+  if results.get(num) is not None and results.get(den):
+    return results[num] / results[den]
+  return None
+
+
+def fmt_ratio(value: float | None, absent: str) -> str:
+  return f"{value:.2f}" if value is not None else f"n/a ({absent})"
+
+
+def fields(benchmark: str, **extra) -> dict:
+  """The provenance of a result: what, when, which command, commit and hardware."""
+  devices = jax.devices()
+  return {
+      "benchmark": benchmark,
+      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "command": shlex.join(["python"] + sys.argv),
+      "commit": provenance.git_commit(),
+      "hardware": provenance.hardware(),
+      "backend": jax.default_backend(),
+      "device_kind": devices[0].device_kind,
+      "device_count": len(devices),
+      "cpu_count": os.cpu_count(),
+      "load_average_at_start": [round(x, 2) for x in LOAD_AT_IMPORT],
+      "jax_version": jax.__version__,
+      **extra,
+  }
+
+
+def write_json(path: str | None, report: dict) -> None:
+  """Writes `report` to `path` (when given) as indented JSON."""
+  if not path:
+    return
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(report, f, indent=2)
+    f.write("\n")
+  print(f"wrote {path}")

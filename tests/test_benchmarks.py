@@ -1,0 +1,38 @@
+"""The all-benchmarks table reads every benchmark's JSON report (the committed ones)."""
+import glob
+import json
+import os
+import sys
+
+import pytest
+from conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import run_all  # noqa: E402  pylint: disable=g-import-not-at-top
+
+# The committed per-benchmark results: benchmarks/results/<benchmark>_<hardware>.json.
+RESULTS = {name: path for name in run_all.BENCHMARKS
+           for path in sorted(glob.glob(os.path.join(REPO, "benchmarks", "results",
+                                                     f"{name}_cpu_2core.json")))}
+
+
+@pytest.mark.parametrize("name", sorted(RESULTS))
+def test_each_report_gives_rows_with_the_reference_over_gen_jax(name):
+  with open(RESULTS[name]) as f:
+    rows = run_all.rows_of(name, json.load(f))
+  assert rows
+  for r in rows:
+    assert r["gen_jax"] > 0 and r["reference"]
+    if r["reference_value"] and r["unit"] != "tokens/s":
+      assert r["ratio"] == pytest.approx(r["reference_value"] / r["gen_jax"])
+    assert r["met"] is None or r["met"] == (r["ratio"] >= r["target"])
+
+
+def test_table_has_one_line_per_row_and_escapes_pipes():
+  rows = [run_all._row("bn", "P(a | b)", 1.0, "pgmpy", 3.0, 2.0, "ms"),  # pylint: disable=protected-access
+          run_all._row("vae", "step", 2.0, "PyTorch eager", None, 2.0, "ms")]  # pylint: disable=protected-access
+  meta = dict(hardware="cpu", commit="abc", date="today", load=[0.1], command="python x")
+  lines = [line for line in run_all.table(rows, meta).splitlines() if line.startswith("| ")]
+  assert len(lines) == 3
+  assert all(line.replace("\\|", "").count("|") == 8 for line in lines)
+  assert "3.00x" in lines[1] and "yes" in lines[1] and "n/a" in lines[2]
