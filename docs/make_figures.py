@@ -67,9 +67,10 @@ def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> s
     color = f"C{i}"
     name = os.path.basename(os.path.normpath(w))
     if train:
-      ax.plot(*zip(*train), color=color, alpha=0.35, lw=0.8, label=f"{name}: train loss")
+      ax.plot(*zip(*train, strict=True), color=color, alpha=0.35, lw=0.8,
+              label=f"{name}: train loss")
     if test:
-      e, b, se = map(np.asarray, zip(*test))
+      e, b, se = map(np.asarray, zip(*test, strict=True))
       ax.errorbar(e, b, yerr=se, color=color, marker="o", ms=3, lw=1.5,
                   label=f"{name}: test ({b[-1]:.3f} at {e[-1]:.1f} epochs)")
     ref = config.get("reference", {})

@@ -5,7 +5,9 @@ Target:   no published FD in this feature space exists; the target is a
   steps, next to the real-data floor (training digits vs the test set at the
   same n) that the evaluator prints. Values are comparable only between runs
   with the same classifier checkpoint and sample sizes (10,000 generated
-  samples vs the 10,000 test digits).
+  samples vs the 10,000 test digits). evals.balance adds the class balance
+  (bias) of the samples in the same classifier's predicted classes: KL to
+  uniform in nats, next to the test digits' own value.
 Architecture: DCGAN (Radford et al. 2016) at 28x28: z(100) -> 7x7x2ch ->
   BN-ReLU-up(ch) -> BN-ReLU-up(1) -> tanh; D: down(ch) lReLU, down(2ch) BN
   lReLU, dense. Adam(2e-4, b1=0.5), batch 64, sub-pixel upsampling (same
@@ -34,6 +36,13 @@ def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
   c = mnist_gan_config(variant)
   c.model.update(arch="dcgan", loss="nonsaturating", d_norm="batch")
+  # Class balance (bias) of the samples, with the sample-quality classifier.
+  q = c.evals.quality
+  c.evals.balance = dict(
+      type="class_balance", classifier_config=q.classifier_config,
+      classifier_workdir=q.classifier_workdir, classifier_name=q.classifier_name,
+      train_missing=q.train_missing, num_samples=q.num_samples, real_split=q.real_split,
+      num_real=q.num_real, batch_size=q.batch_size)
   return c
 
 

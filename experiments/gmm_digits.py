@@ -17,6 +17,13 @@ Target:   scikit-learn's GaussianMixture on the same rows and preprocessing
           across seeds (local optima) is larger than any implementation
           difference; from the same start both reach the same optimum
           (benchmarks/bench_gmm.py).
+          Synthetic digits (synth/*, evaluator synthetic_tabular): 1,500 samples against
+          the 297 test digits as 64-pixel rows: per-pixel Wasserstein-1, correlation-matrix
+          difference and a logistic-regression real-vs-synthetic AUROC, each beside its
+          floor (1,500 real training digits in place of the samples). Measured, K=10 full
+          (seed 0): wasserstein_mean 0.046 (floor 0.030), corr_mean_abs 0.080 (0.053),
+          discriminator_auroc 0.974 (0.642); a floor above 0.5 means the test digits are
+          not exchangeable with the training ones, even for a linear classifier.
 Variants: "" (K=10, full covariance), "diag" (K=10, diagonal), "k20_diag",
           "diag_floor" (diag with reg_covar 1e-3), "sgd" (the diag_floor
           model fitted by Adam on the same log-likelihood instead of EM; with
@@ -42,7 +49,8 @@ def get_config(arg: str = ""):
   c.log_every_steps = 10
   c.ckpt_every_steps = 100
   c.num_samples = 64
-  c.evals = dict(test_ll=dict(type="likelihood", batch_size=297, num_examples=0))
+  c.evals = dict(test_ll=dict(type="likelihood", batch_size=297, num_examples=0),
+                 synth=dict(type="synthetic_tabular", num_samples=1500, folds=5))
   c.reference = dict(metric="test_ll/log_px", value=0.0,
                      source="scikit-learn GaussianMixture, same data and init (measured)")
   if variant in ("diag", "diag_floor", "sgd"):
@@ -66,4 +74,5 @@ def get_config(arg: str = ""):
     c.log_every_steps = 2
     c.ckpt_every_steps = 2
     c.num_samples = 16
+    c.evals.synth.update(num_samples=300, folds=3)
   return c

@@ -15,7 +15,14 @@ Evaluation: the mean next-character cross-entropy over the whole nanogpt_val
   final partial window is dropped), plus the split's uniform / unigram /
   bigram baselines. nanoGPT reports the best of evaluations every 250
   iterations on 200 random batches; this reports the end of the schedule
-  (earlier checkpoints: `--mode eval --step N`).
+  (earlier checkpoints: `--mode eval --step N`). The "generation" evaluator
+  writes 10 continuations of each prompt (a newline, "ROMEO:"; nanoGPT's
+  sample.py settings, temperature 0.8, top_k 200) to samples/generation_<step>.txt and
+  reports their distinct-1/2/3 beside those of as many real validation
+  windows of the same length (no published number: the real text is the
+  reference). Measured, "cpu" (seed 0, 2 x 10 x 50 characters): distinct-1/2/3
+  0.054 / 0.313 / 0.638 against 0.053 / 0.327 / 0.680 for the real text, val
+  1.897 nats/char.
 
 Commands (data: TFDS tiny_shakespeare via TFDS_DATA_DIR, or --config.data.download=True;
 any text file: --config.data.name=txt --config.data.path=FILE.txt):
@@ -61,6 +68,11 @@ def get_config(arg: str = ""):
     smoke(c)
     c.model.update(block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
     c.sample.update(prompt="Beautiful", num_tokens=6)
+  c.evals.generation = dict(type="text_generation", prompts=("\n", "ROMEO:"), num_samples=10,
+                            max_new_tokens=c.sample.num_tokens, temperature=0.8, top_k=200,
+                            batch_size=c.evals.val.batch_size)
+  if variant == "smoke":
+    c.evals.generation.update(prompts=("Beautiful",), num_samples=4)   # one sampler compile
   return c
 
 

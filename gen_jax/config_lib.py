@@ -37,6 +37,10 @@ def base() -> ml_collections.ConfigDict:
       labels=False,              # image datasets: batches carry the labels "y"
       block_size=0,              # text streams: windows of block_size + 1 tokens
       options=ml_collections.ConfigDict(),   # source-specific settings (e.g. addition)
+      classes=(),                # labels kept in the TRAINING split only (one-class runs); () = all
+      # Training batches only: gen_jax.data.corruptions kind and level, applied to raw images
+      # before the variant (e.g. "mutate" for a likelihood-ratio background model).
+      corruption=ml_collections.ConfigDict(dict(kind="none", level=0.0)),
   ))
   c.optim = ml_collections.ConfigDict()   # one entry per player, see optim.py
   # Device layout (gen_jax.parallel): a (data, model) mesh; -1 = all remaining devices.
@@ -80,6 +84,10 @@ def base() -> ml_collections.ConfigDict:
       estimator="",              # "exact", "bound", "IWAE estimate", ...; "" reads the units
       epochs=0.0,                # the source's training schedule in epochs; 0 = not stated
   ))
+  # An application run (gen_jax.applications): type "" is a plain training run;
+  # otherwise registry.APPLICATIONS[type].run(config, workdir) trains and
+  # scores the models the application's own keys name.
+  c.application = ml_collections.ConfigDict(dict(type=""))
   c.distributed = ml_collections.ConfigDict(dict(
       enabled=False,             # call jax.distributed.initialize
       coordinator_address="",    # "host:port"; empty: auto-detect (TPU, SLURM)
@@ -287,14 +295,21 @@ def changed_keys(saved: dict, config: ml_collections.ConfigDict,
                  ignore: Sequence[str] = RESUME_MAY_CHANGE) -> list:
   """Dotted keys whose values differ between a saved config (JSON) and `config`.
 
-  Keys under one of `ignore` are left out; a key present on one side only counts.
+  Keys under one of `ignore` are left out; a key present on one side only counts,
+  except a key `base()` gained after the run was saved that `config` leaves at its
+  default (it did not exist, so it cannot have been set otherwise).
   """
   a, b = flatten(saved), flatten(as_json(config))
+  defaults = flatten(as_json(base()))
 
   def ignored(key):
     return any(key == p or key.startswith(p + ".") for p in ignore)
+
+  def new_at_default(key):
+    return key not in a and key in defaults and b.get(key, _ABSENT) == defaults[key]
   return sorted(k for k in set(a) | set(b)
-                if not ignored(k) and a.get(k, _ABSENT) != b.get(k, _ABSENT))
+                if not ignored(k) and not new_at_default(k)
+                and a.get(k, _ABSENT) != b.get(k, _ABSENT))
 
 
 def describe_changes(saved: dict, config: ml_collections.ConfigDict, keys: list,

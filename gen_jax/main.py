@@ -44,7 +44,14 @@ def main(argv=None) -> int:
     config = config_lib.load_config(args.config, overrides)
     parallel.initialize(config.distributed)
     from gen_jax.trainers import loop  # pylint: disable=g-import-not-at-top
-    if args.mode == "train":
+    if config.application.type:
+      if args.mode != "train":
+        raise errors.ConfigError(
+            f"application {config.application.type!r} runs with --mode train only (rerun "
+            f"it to resume; finished parts are reused)")
+      from gen_jax import applications  # pylint: disable=g-import-not-at-top
+      applications.run(config, args.workdir)
+    elif args.mode == "train":
       loop.train(config, args.workdir)
     elif args.mode == "eval":
       loop.evaluate(config, args.workdir, args.step)

@@ -3,7 +3,8 @@
 Each family module exposes `make(config, spec) -> types.Family` (spec: the
 model-space data spec, gen_jax.data.spec); each evaluator module exposes
 `evaluate(ctx, name, eval_config) -> dict` (ctx: evaluators.context.Context);
-each trainer module exposes `make(family, config) -> Trainer`; dataset names
+each application module exposes `run(config, workdir) -> dict`
+(gen_jax.applications); each trainer module exposes `make(family, config) -> Trainer`; dataset names
 are resolved by `gen_jax.data.sources`.
 """
 import importlib
@@ -12,6 +13,7 @@ from gen_jax import errors
 
 FAMILIES = {
     "vae": "gen_jax.models.vae",
+    "autoencoder": "gen_jax.models.autoencoder",
     "gan": "gen_jax.models.gan",
     "classifier": "gen_jax.models.classifier",
     "flow": "gen_jax.models.flows",
@@ -50,6 +52,18 @@ EVALUATORS = {
     "bn_queries": "gen_jax.evaluators.bn_queries",
     "ising_curve": "gen_jax.evaluators.ising_curve",
     "ais": "gen_jax.evaluators.ais_likelihood",
+    "restoration": "gen_jax.evaluators.restoration",
+    "class_balance": "gen_jax.evaluators.class_balance",
+    "synthetic_tabular": "gen_jax.evaluators.synthetic_tabular",
+    "text_generation": "gen_jax.evaluators.text_generation",
+}
+
+
+# Applications run above the trainers: each trains (or reuses) the runs it
+# needs and scores them; `run(config, workdir) -> {key: (value, unit)}`.
+APPLICATIONS = {
+    "anomaly": "gen_jax.applications.anomaly",
+    "augmentation": "gen_jax.applications.augmentation",
 }
 
 
@@ -69,3 +83,7 @@ def trainer_module(name: str):
 
 def evaluator_module(name: str):
   return _load(EVALUATORS, "evaluator type", name)
+
+
+def application_module(name: str):
+  return _load(APPLICATIONS, "application", name)

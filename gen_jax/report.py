@@ -100,6 +100,8 @@ def _is_binarized_mnist(d: dict) -> bool:
 
 def group(r: dict) -> str:
   """The table a row belongs to."""
+  if r.get("application"):
+    return "Applications"
   if r.get("binarized_mnist"):
     return "Binarized MNIST"
   return "2-D toy densities" if r.get("data", "").endswith("(continuous)") else r.get("data", "")
@@ -118,6 +120,8 @@ def row(workdir: str) -> dict:
   with open(os.path.join(workdir, "config.json")) as f:
     config = json.load(f)
   evals = sorted(glob.glob(os.path.join(workdir, "eval", "step_*.json")))
+  if not evals and os.path.isfile(os.path.join(workdir, "eval", "application.json")):
+    return _application_row(workdir, config)
   if not evals:
     raise SystemExit(f"{workdir}: no eval/step_*.json; run --mode eval first")
   with open(evals[-1]) as f:
@@ -154,10 +158,43 @@ def row(workdir: str) -> dict:
       "value": _value(value, sem),
       "reference": (f"{ref['value']:.4g} ({ref['source']})" if ref.get("value") else "–"),
       "also": "; ".join(
-          f"{k} {_value(results[k], results.get(k + '_sem', results.get(k + '_se')))} [{_short(ev['units'][k])}]"
-          for k in also[:2]),
+          f"{k} {_value(results[k], results.get(k + '_sem', results.get(k + '_se')))} "
+          f"[{_short(ev['units'][k])}]" for k in also[:2]),
       "schedule": _schedule(steps, d["batch_size"], epochs, config, trained[-1]),
       "paper_schedule": _paper_schedule(epochs, ref),
+      "hardware": "; ".join(_distinct(r["hardware"] for r in info)),
+      "wall": _hours(sum(r["wall_s"] for r in info)),
+      "commit": ", ".join(_distinct(r["commit"] for r in info)),
+      "command": info[0]["command"],
+  }
+
+
+def _application_row(workdir: str, config: dict) -> dict:
+  """A row for an application run (gen_jax.applications): its headline and sub-runs."""
+  with open(os.path.join(workdir, "eval", "application.json")) as f:
+    ev = json.load(f)
+  with open(os.path.join(workdir, "run_info.jsonl")) as f:
+    info = [json.loads(line) for line in f if line.strip()]
+  ref, results, units = config.get("reference", {}), ev["results"], ev["units"]
+  metric = ref.get("metric") or next(k for k, v in results.items() if isinstance(v, float))
+
+  def spread(k):
+    return next((results[k + s] for s in ("_sem", "_se", "_std") if k + s in results), None)
+  also = [k for k in ref.get("also") or () if k in results][:2]
+  subruns = glob.glob(os.path.join(workdir, "**", "checkpoints"), recursive=True)
+  return {
+      "run": os.path.basename(os.path.normpath(workdir)),
+      "application": True,
+      "data": config["application"]["type"],
+      "variant": "",
+      "metric": f"{metric} [{_short(units[metric])}]",
+      "estimator": ref.get("estimator") or "–",
+      "value": _value(results[metric], spread(metric)),
+      "reference": (f"{ref['value']:.4g} ({ref['source']})" if ref.get("value") else "–"),
+      "also": "; ".join(f"{k} {_value(results[k], spread(k))} [{_short(units[k])}]"
+                        for k in also),
+      "schedule": f"{len(subruns)} sub-runs (their own schedules: see the experiment)",
+      "paper_schedule": "–",
       "hardware": "; ".join(_distinct(r["hardware"] for r in info)),
       "wall": _hours(sum(r["wall_s"] for r in info)),
       "commit": ", ".join(_distinct(r["commit"] for r in info)),

@@ -3,6 +3,7 @@ import pytest
 from conftest import experiment
 
 from gen_jax import config_lib, errors, main
+from gen_jax.data import sources
 
 
 def _error_line(capsys, argv):
@@ -51,6 +52,7 @@ def test_eval_without_checkpoint_says_train_first(capsys, tmp_path):
 
 def test_missing_tfds_dataset_says_how_to_provide_it(capsys, tmp_path, monkeypatch):
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "empty"))
+  sources._load_cached.cache_clear()   # an earlier test in this process may have read it
   line = _error_line(capsys, ["--config", experiment("vae_mnist.py:smoke"),
                               "--workdir", str(tmp_path), "--config.data.name=fashion_mnist"])
   assert "dataset 'fashion_mnist' (split 'train') not found in" in line
@@ -80,3 +82,12 @@ def test_checkpoint_from_another_model_is_reported(capsys, tmp_path):
   capsys.readouterr()
   line = _error_line(capsys, argv + ["--mode=eval", "--config.model.latent_dim=5"])
   assert "does not fit this config (was the model or optimizer changed?)" in line
+
+
+def test_a_key_added_to_base_after_a_run_was_saved_is_no_change_at_its_default():
+  config = config_lib.load_config(experiment("quickstart.py"))
+  saved = config_lib.as_json(config)
+  del saved["application"], saved["data"]["classes"]      # a run saved before those keys
+  assert config_lib.changed_keys(saved, config) == []
+  config.data.classes = (3,)                              # set: that is a change
+  assert config_lib.changed_keys(saved, config) == ["data.classes"]

@@ -15,6 +15,15 @@ from gen_jax.utils import writers
 EXPERIMENTS = sorted(glob.glob(os.path.join(REPO, "experiments", "*.py")))
 
 
+def _is_application(path) -> bool:
+  return bool(config_lib.load_config(f"{path}:smoke").application.type)
+
+
+# Training experiments; applications (gen_jax.applications) train sub-runs of them.
+TRAINING = [p for p in EXPERIMENTS if not _is_application(p)]
+APPLICATIONS = [p for p in EXPERIMENTS if _is_application(p)]
+
+
 def _module(path):
   spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
   module = importlib.util.module_from_spec(spec)
@@ -57,7 +66,7 @@ def compile_cheaply_unless_compute_bound(request):
   jax.config.update("jax_disable_most_optimizations", old)
 
 
-@pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
+@pytest.mark.parametrize("path", TRAINING, ids=os.path.basename)
 def test_smoke_trains_resumes_evaluates_and_samples(path, tmp_path, capsys, request):
   spec, workdir = f"{path}:smoke", str(tmp_path)
   # Evaluation runs once, from the checkpoint, below (as --mode eval runs it); training
@@ -91,3 +100,21 @@ def test_smoke_trains_resumes_evaluates_and_samples(path, tmp_path, capsys, requ
   # The results table is generated from the workdir alone.
   r = report.row(workdir)
   assert r["commit"] and r["hardware"] and r["schedule"].startswith(f"{2 * steps:,} steps")
+
+
+@pytest.mark.parametrize("path", APPLICATIONS, ids=os.path.basename)
+def test_application_smoke_runs_then_reuses_its_runs(path, tmp_path, capsys, request):
+  """An application's smoke trains its sub-runs and scores them; rerunning the same
+  command reuses every finished run and gives the same results."""
+  from gen_jax import applications  # pylint: disable=g-import-not-at-top
+  config, workdir = config_lib.load_config(f"{path}:smoke"), str(tmp_path)
+  request.getfixturevalue("compile_cheaply_unless_compute_bound")
+  first = applications.run(config, workdir)
+  assert first and all(v == v for v, _ in first.values() if isinstance(v, float))
+  with open(os.path.join(workdir, "eval", "application.json")) as f:
+    saved = json.load(f)
+  assert saved["results"].keys() == first.keys() and all(saved["units"].values())
+  capsys.readouterr()
+  again = applications.run(config, workdir)
+  assert "reusing" in capsys.readouterr().out
+  assert {k: v for k, (v, _) in again.items()} == {k: v for k, (v, _) in first.items()}

@@ -127,3 +127,22 @@ def test_the_papers_schedule_is_shown_and_a_shorter_run_is_marked(tmp_path, pape
   r = report.row(str(tmp_path))
   assert r["schedule"].startswith("20 steps × batch 10 (2.0 epochs)")
   assert r["paper_schedule"] == text
+
+
+def test_an_application_run_is_a_row_of_the_applications_table(tmp_path):
+  (tmp_path / "eval").mkdir()
+  (tmp_path / "class_0" / "checkpoints").mkdir(parents=True)
+  (tmp_path / "config.json").write_text(json.dumps({
+      "application": {"type": "anomaly"}, "data": {"name": "", "variant": ""},
+      "reference": {"metric": "mean/auroc", "value": 94.8, "source": "paper",
+                    "also": ["class_0/auroc"]}}))
+  (tmp_path / "eval" / "application.json").write_text(json.dumps(
+      {"results": {"mean/auroc": 91.0, "class_0/auroc": 97.0, "class_0/auroc_se": 0.13},
+       "units": {"mean/auroc": "%", "class_0/auroc": "%", "class_0/auroc_se": "%"}}))
+  (tmp_path / "run_info.jsonl").write_text(json.dumps(
+      {"mode": "application", "commit": "aaa", "hardware": "cpu", "start_step": 0,
+       "end_step": 0, "wall_s": 60.0, "command": "python -m gen_jax.main"}) + "\n")
+  r = report.row(str(tmp_path))
+  assert report.group(r) == "Applications"
+  assert r["value"] == "91.00" and r["also"] == "class_0/auroc 97.00 ± 0.13 [%]"
+  assert r["schedule"].startswith("1 sub-runs") and r["wall"] == "1.0 min"

@@ -6,12 +6,12 @@ import re
 import signal
 import time
 
+import conftest
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-import conftest
 from conftest import REPO, experiment, run_main
 
 from gen_jax import config_lib, errors, optim, registry

@@ -1,19 +1,27 @@
-"""VAE estimators against the exact marginal of a linear-Gaussian VAE.
+"""VAE estimators against the exact marginal of a linear-Gaussian VAE; class conditioning.
 
 With `hidden=()` and a Gaussian decoder the VAE is probabilistic PCA:
 p(x) = N(b, W W^T + s^2 I). With W's columns orthogonal the true posterior is
 a diagonal Gaussian, linear in x, so the encoder can represent it exactly.
+The conditional VAE (model.num_classes) is checked for its input shapes, its
+class-marginal likelihood and, after brief training on digits, for samples of
+the class it is asked for; with num_classes=0 the parameters must be those of
+the label-free networks.
 """
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 from scipy import stats
 
 from gen_jax import config_lib, errors
+from gen_jax.data import sources
 from gen_jax.data import spec as spec_lib
 from gen_jax.models import vae
+from gen_jax.nn import layers
 
 pytestmark = pytest.mark.usefixtures("cheap_compiles")   # tiny models: compiling is the cost
 
@@ -152,3 +160,116 @@ def test_architectures_give_finite_losses_and_image_samples(arch, likelihood, va
 def test_bad_model_configs_are_rejected(model, variant, match):
   with pytest.raises(errors.ConfigError, match=match):
     vae.make(_config(variant=variant, **model), spec_lib.example((8, 8, 1)))
+
+
+class _UnconditionalEncoder(nn.Module):
+  """The encoder as it was before class conditioning: the reference for num_classes=0."""
+  hidden: tuple
+  latent_dim: int
+
+  @nn.compact
+  def __call__(self, x):
+    return layers.MLP(tuple(self.hidden) + (2 * self.latent_dim,), jnp.tanh)(
+        x.reshape(x.shape[0], -1))
+
+
+class _UnconditionalDecoder(nn.Module):
+  hidden: tuple
+  dims: int
+
+  @nn.compact
+  def __call__(self, z):
+    return layers.MLP(tuple(reversed(self.hidden)) + (self.dims,), jnp.tanh)(z)
+
+
+def test_unconditional_params_are_those_of_the_label_free_networks():
+  family = vae.make(_config("elbo", "bernoulli", "binarized_dynamic", hidden=(16, 8),
+                            latent_dim=3), spec_lib.example((8, 8, 1)))
+  x = jnp.zeros((4, 8, 8, 1))
+  params, _ = family.init(jax.random.key(1), {"x": x})
+  r_enc, r_dec = jax.random.split(jax.random.key(1))
+  want = {"model": {
+      "encoder": _UnconditionalEncoder((16, 8), 3).init(r_enc, x)["params"],
+      "decoder": _UnconditionalDecoder((16, 8), 64).init(r_dec, jnp.zeros((1, 3)))["params"]}}
+  assert jax.tree.structure(params) == jax.tree.structure(want)
+  jax.tree.map(np.testing.assert_array_equal, params, want)
+  assert family.encode is not None and family.decode is not None
+
+
+def _cvae_config(**model):
+  c = _config("elbo", "bernoulli", "binarized_dynamic", num_classes=10, **model)
+  c.data.labels = True
+  return c
+
+
+@pytest.mark.parametrize("arch,hidden", [("mlp", (16,)), ("conv", (4, 4))])
+def test_conditional_networks_take_the_one_hot_label(arch, hidden):
+  family = vae.make(_cvae_config(arch=arch, hidden=hidden, latent_dim=3),
+                    spec_lib.example((8, 8, 1)))
+  batch = {"x": jnp.zeros((4, 8, 8, 1)), "y": jnp.arange(4)}
+  params, _ = family.init(jax.random.key(0), batch)
+  p = params["model"]
+  if arch == "mlp":
+    assert p["encoder"]["MLP_0"]["dense_0"]["kernel"].shape == (64 + 10, 16)
+    assert p["decoder"]["MLP_0"]["dense_0"]["kernel"].shape == (3 + 10, 16)
+  else:
+    assert p["encoder"]["ConvEncoder_0"]["conv_0"]["kernel"].shape == (3, 3, 1 + 10, 4)
+    assert p["decoder"]["ConvDecoder_0"]["stem"]["kernel"].shape == (3 + 10, 2 * 2 * 4)
+  assert family.encode is None and family.decode is None   # their maps need y
+  assert np.isfinite(family.loss("model", params, {}, batch, jax.random.key(1))[0])
+
+
+def test_conditional_likelihood_is_the_uniform_class_mixture_of_the_given_y_estimates():
+  family = vae.make(_cvae_config(hidden=(16,), latent_dim=3), spec_lib.example((8, 8, 1)))
+  x = (jax.random.uniform(jax.random.key(0), (6, 8, 8, 1)) > 0.5).astype(jnp.float32)
+  params, _ = family.init(jax.random.key(1), {"x": x, "y": jnp.zeros(6, jnp.int32)})
+  fn = jax.jit(lambda b: family.eval_fn(params, {}, b, jax.random.key(2), k=20, chunk=10))
+  per_class = [fn({"x": x, "y": jnp.full(6, c)}) for c in range(10)]
+  given = np.stack([o["nll_iwae_given_y"] for o in per_class])
+  elbos = np.stack([o["neg_elbo_given_y"] for o in per_class])
+  out = fn({"x": x})
+  assert "nll_iwae_given_y" not in out            # no labels: the marginal only
+  want = -(np.logaddexp.reduce(-given.astype(np.float64), axis=0) - np.log(10))
+  np.testing.assert_allclose(out["nll_iwae"], want, rtol=1e-5)
+  np.testing.assert_allclose(out["neg_elbo"], elbos.mean(0), rtol=1e-5)
+  assert np.all(out["neg_elbo"] >= out["nll_iwae"] - 1e-4)   # Jensen: -mean ELBO bounds it
+
+
+def test_labels_are_refused_by_the_unconditional_sampler_and_need_data_labels():
+  family = vae.make(_config("elbo", "bernoulli", "binarized_dynamic", hidden=(8,)),
+                    spec_lib.example((8, 8, 1)))
+  params, _ = family.init(jax.random.key(0), {"x": jnp.zeros((2, 8, 8, 1))})
+  with pytest.raises(errors.ConfigError, match="needs a class-conditional VAE"):
+    family.sample(params, {}, jax.random.key(1), 3, labels=jnp.arange(3))
+  with pytest.raises(errors.ConfigError, match="num_classes=10 needs data.labels = True"):
+    vae.make(_config("elbo", "bernoulli", "binarized_dynamic", num_classes=10),
+             spec_lib.example((8, 8, 1)))
+
+
+def test_briefly_trained_cvae_samples_the_class_it_is_given():
+  """Samples given label c are nearest (among the 10 class-mean digits) to digit c."""
+  split = sources.load("digits", "train")
+  x = jnp.asarray((split.x > 127).astype(np.float32))          # binarized 8x8 digits
+  y = jnp.asarray(split.y)
+  family = vae.make(_cvae_config(hidden=(64,), latent_dim=2), spec_lib.example((8, 8, 1)))
+  params, _ = family.init(jax.random.key(0), {"x": x[:100], "y": y[:100]})
+  opt = optax.adam(3e-3)
+
+  def step(carry, rng):
+    p, o = carry
+    idx = jax.random.choice(rng, len(x), (100,), replace=False)
+    g = jax.grad(lambda q: family.loss("model", q, {}, {"x": x[idx], "y": y[idx]}, rng)[0])(p)
+    u, o = opt.update(g, o)
+    return (optax.apply_updates(p, u), o), None
+
+  (params, _), _ = jax.jit(lambda c, r: jax.lax.scan(step, c, r))(
+      (params, opt.init(params)), jax.random.split(jax.random.key(1), 600))
+  labels = jnp.repeat(jnp.arange(10), 30)
+  s = np.asarray(family.sample(params, {}, jax.random.key(2), 300, labels=labels))
+  centroids = np.stack([np.asarray(x)[np.asarray(y) == c].mean(0) for c in range(10)])
+  dist = ((s[:, None] - centroids[None]) ** 2).reshape(300, 10, -1).sum(-1)
+  accuracy = (dist.argmin(1) == np.asarray(labels)).mean()
+  assert accuracy > 0.8, accuracy
+  # The same z under another label gives another image: the label is used.
+  same_z = np.asarray(family.sample(params, {}, jax.random.key(2), 300, labels=(labels + 1) % 10))
+  assert np.abs(same_z - s).mean() > 0.1

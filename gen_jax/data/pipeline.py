@@ -5,6 +5,8 @@ the batches an uninterrupted run would, a run on P processes sees the same
 global batches as a run on one, and the checkpointed `step` is the iterator's
 whole state. Each process gathers only its own rows of every global batch.
 """
+import dataclasses
+import functools
 from typing import Iterator
 
 import numpy as np
@@ -157,9 +159,16 @@ def train_loader(split, data_config, seed: int, process_index: int = 0,
   Text streams give random windows of `data.block_size + 1` tokens; other
   splits give shuffled examples of every field (labels only with `data.labels`);
   `data.batch_size = 0` gives the whole split every step (`WholeSplit`, padded
-  to a multiple of `multiple` rows).
+  to a multiple of `multiple` rows). `data.classes` keeps only those labels
+  (`keep_classes`); `data.corruption` perturbs every batch (`Corrupted`).
   """
   d = data_config
+  split = keep_classes(split, d)
+  corruption = d.get("corruption", {}) or {}
+  kind, level = corruption.get("kind", "none"), corruption.get("level", 0.0)
+  if kind != "none" and (d.batch_size == 0 or split.stream or split.kind != "image"):
+    raise errors.ConfigError(f"data.corruption {kind!r} perturbs shuffled image batches; "
+                             f"{d.name!r} ({split.kind}, batch_size={d.batch_size}) has none")
   if d.batch_size == 0:
     if split.stream:
       raise errors.ConfigError(f"dataset {d.name!r} is a text stream: data.batch_size=0 (the "
@@ -176,8 +185,99 @@ def train_loader(split, data_config, seed: int, process_index: int = 0,
             if split.spec[k].modality != "label" or d.get("labels", False)}
   if d.get("labels", False) and "y" not in split.arrays:
     raise errors.ConfigError(f"data.labels is set but {d.name!r} has no labels")
-  return Loader(arrays, d.batch_size, seed, process_index, process_count,
-                spec={k: split.spec[k] for k in arrays})
+  loader = Loader(arrays, d.batch_size, seed, process_index, process_count,
+                  spec={k: split.spec[k] for k in arrays})
+  if kind == "none":
+    return loader
+  return Corrupted(loader, kind, level, seed, 1 if split.binary else 255)
+
+
+def keep_classes(split, data_config):
+  """The split restricted to the labels in `data.classes` (all of it when that is empty).
+
+  Only the training loader calls this: evaluation splits stay whole, so a
+  one-class run is tested on every class.
+  """
+  classes = tuple(int(c) for c in data_config.get("classes", ()) or ())
+  if not classes:
+    return split
+  y = split.arrays.get("y")
+  if split.stream or y is None:
+    raise errors.ConfigError(f"data.classes needs a labelled dataset; {data_config.name!r} "
+                             f"has no labels")
+  present = set(np.unique(y).tolist())
+  missing = [c for c in classes if c not in present]
+  if missing:
+    raise errors.ConfigError(
+        f"data.classes: class {missing[0]} is not in {data_config.name}:"
+        f"{data_config.train_split} (labels present: {sorted(present)})")
+  keep = np.isin(y, classes)
+  return dataclasses.replace(split, arrays={k: v[keep] for k, v in split.arrays.items()})
+
+
+class Corrupted:
+  """A Loader whose image batches pass through `corruptions.corrupt(kind, ., level)`.
+
+  For training-time input perturbations (a likelihood-ratio background model
+  sees "mutate"d images). The corruption works on raw images: values are
+  divided by `scale` (255 for 8-bit images, 1 for binary ones), corrupted in
+  [0, 1] and rounded back to the source's levels, so the data variant then
+  applies to them as to any image. The key is fold_in(key(seed), s) for the
+  whole global batch s, of which each process keeps its own rows (every kind
+  draws its noise per value, so a row's noise depends only on its place in the
+  global batch): a pure function of (seed, step), the same on any number of
+  processes. It runs on the host's CPU device.
+  """
+
+  def __init__(self, loader: Loader, kind: str, level: float, seed: int, scale: int):
+    import jax  # pylint: disable=g-import-not-at-top
+
+    from gen_jax.data import corruptions  # pylint: disable=g-import-not-at-top
+    corruptions.check(kind, level)
+    self._loader, self.spec, self.n = loader, loader.spec, loader.n
+    self.global_batch, self.steps_per_epoch = loader.global_batch, loader.steps_per_epoch
+    self._fields = [k for k, f in loader.spec.items() if f.modality == "image"]
+    self._cpu = jax.devices("cpu")[0]
+    with jax.default_device(self._cpu):
+      self._key = jax.random.fold_in(jax.random.key(seed), 0x636F72)   # "cor"
+    self._static = dict(kind=kind, level=float(level), scale=scale,
+                        global_batch=loader.global_batch)
+
+  def _corrupt(self, batch: dict, step: int) -> dict:
+    import jax  # pylint: disable=g-import-not-at-top
+    out = dict(batch)
+    with jax.default_device(self._cpu):
+      for i, name in enumerate(self._fields):
+        key = jax.random.fold_in(self._key, i)
+        out[name] = np.asarray(_corrupt_rows_fn()(batch[name], key, np.uint32(step),
+                                                  np.int32(self._loader.offset), **self._static))
+    return out
+
+  def first(self) -> dict:
+    return self._loader.first()
+
+  def batch(self, step: int) -> dict:
+    return self._corrupt(self._loader.batch(step), step)
+
+  def batches(self, step: int, k: int) -> dict:
+    parts = [self.batch(step + j) for j in range(k)]
+    return {key: np.stack([p[key] for p in parts]) for key in parts[0]}
+
+
+@functools.cache
+def _corrupt_rows_fn():
+  """jit(corrupt rows `offset`.. of global batch `step`), compiled once per shape and kind."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from gen_jax.data import corruptions  # pylint: disable=g-import-not-at-top
+
+  def rows(x, key, step, offset, kind, level, scale, global_batch):
+    full = jax.numpy.zeros((global_batch,) + x.shape[1:], x.dtype)
+    full = jax.lax.dynamic_update_slice_in_dim(full, x, offset, axis=0)
+    out = corruptions.corrupt(kind, full / scale, jax.random.fold_in(key, step), level)
+    out = jax.lax.dynamic_slice_in_dim(out, offset, x.shape[0], axis=0)
+    return jax.numpy.round(out * scale).astype(x.dtype)
+  return jax.jit(rows, static_argnames=("kind", "level", "scale", "global_batch"))
 
 
 def eval_examples(split, data_config) -> tuple[dict, dict, str]:

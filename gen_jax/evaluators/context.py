@@ -75,9 +75,9 @@ class Context:
     return sources.from_config(self.data, name or self.data.eval_split)
 
   def train_examples(self, n: int) -> dict:
-    """The first n examples of the training split, raw: {field: array[n, ...]}."""
+    """The first n examples of the training split (data.classes only), raw: {field: array[n]}."""
     d = self.data
-    raw = sources.from_config(d, d.train_split)
+    raw = pipeline.keep_classes(sources.from_config(d, d.train_split), d)
     return {k: v[:n] for k, v in raw.arrays.items()}
 
   @functools.cached_property

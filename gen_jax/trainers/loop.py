@@ -88,7 +88,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   family_module = registry.family_module(config.family)
   d = config.data
   sources.check_name(d.name)
-  train = sources.from_config(d, d.train_split)
+  # The training split as the loader sees it (data.classes kept), so epochs count it.
+  train = pipeline.keep_classes(sources.from_config(d, d.train_split), d)
   variants.check(d.variant, train.binary, d.name, train.kind)
   for name, ec in config.evals.items():
     module = registry.evaluator_module(ec.type)  # fail on unknown types before training
