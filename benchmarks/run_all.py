@@ -169,14 +169,8 @@ def main(argv=None) -> int:
   common.write_json(path, dict(meta, quick=args.quick, rows=rows, failed=failed,
                                reports=reports))
   if args.readme:
-    with open(args.readme) as f:
-      readme = f.read()
-    if START not in readme or END not in readme:
-      raise SystemExit(f"{args.readme} has no {START} ... {END} block")
-    readme = re.sub(re.escape(START) + ".*?" + re.escape(END),
-                    lambda _: f"{START}\n{text}\n{END}", readme, flags=re.S)
-    with open(args.readme, "w") as f:
-      f.write(readme)
+    from gen_jax import report  # pylint: disable=g-import-not-at-top
+    report.replace_block(args.readme, text, START, END)
   return 1 if failed else 0
 
 

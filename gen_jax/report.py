@@ -193,7 +193,8 @@ def _application_row(workdir: str, config: dict) -> dict:
       "reference": (f"{ref['value']:.4g} ({ref['source']})" if ref.get("value") else "–"),
       "also": "; ".join(f"{k} {_value(results[k], spread(k))} [{_short(units[k])}]"
                         for k in also),
-      "schedule": f"{len(subruns)} sub-runs (their own schedules: see the experiment)",
+      "schedule": (f"{len(subruns)} sub-runs; " if subruns else "") +
+                  "each sub-run's schedule: see the experiment header",
       "paper_schedule": "–",
       "hardware": "; ".join(_distinct(r["hardware"] for r in info)),
       "wall": _hours(sum(r["wall_s"] for r in info)),
@@ -264,15 +265,20 @@ def main(argv=None) -> int:
   if not args.readme:
     print(text)
     return 0
-  with open(args.readme) as f:
-    readme = f.read()
-  if START not in readme or END not in readme:
-    raise SystemExit(f"{args.readme} has no {START} ... {END} block")
-  readme = re.sub(re.escape(START) + ".*?" + re.escape(END),
-                  lambda _: f"{START}\n{text}\n{END}", readme, flags=re.S)
-  with open(args.readme, "w") as f:
-    f.write(readme)
+  replace_block(args.readme, text, START, END)
   return 0
+
+
+def replace_block(path: str, text: str, start: str = START, end: str = END) -> None:
+  """Replaces what lies between the `start` and `end` markers of the file at `path`."""
+  with open(path) as f:
+    readme = f.read()
+  if start not in readme or end not in readme:
+    raise SystemExit(f"{path} has no {start} ... {end} block")
+  readme = re.sub(re.escape(start) + ".*?" + re.escape(end),
+                  lambda _: f"{start}\n{text}\n{end}", readme, flags=re.S)
+  with open(path, "w") as f:
+    f.write(readme)
 
 
 if __name__ == "__main__":
