@@ -4,7 +4,9 @@ background model. Pure functions of (x, rng); images f32[B, H, W, C] in [0, 1].
 
 Kinds (`level` is the kind's one parameter):
   gaussian     x + level * N(0, 1), clipped to [0, 1] (level = sigma on the
-               [0, 1] scale; 0.1 to 0.5 in the denoising benchmark).
+               [0, 1] scale; 0.1 to 0.5 in the denoising benchmark); with
+               level_max > level, one sigma per example drawn uniformly from
+               [level, level_max], so one model learns a range of levels.
   masking      each value set to 0 with probability `level` (Vincent et al.
                2010, "masking noise").
   salt_pepper  each value set to 0 or 1 (even odds) with probability `level`.
@@ -24,10 +26,15 @@ from gen_jax import errors
 KINDS = ("none", "gaussian", "masking", "salt_pepper", "downsample", "mutate")
 
 
-def check(kind: str, level: float, shape: tuple = ()) -> None:
-  """One-line errors for an unknown kind or a level it cannot take."""
+def check(kind: str, level: float, shape: tuple = (), level_max: float = 0.0) -> None:
+  """One-line errors for an unknown kind or a level (or sigma range) it cannot take."""
   if kind not in KINDS:
     raise errors.ConfigError(errors.choices("corruption", kind, KINDS))
+  if level_max and not (kind == "gaussian" and level_max > level):
+    raise errors.ConfigError(
+        f"corruption level_max={level_max} draws sigma in [level, level_max]: it needs kind "
+        f"'gaussian' and level_max > level (got kind {kind!r}, level {level}); 0 = a fixed "
+        f"level")
   if kind == "downsample":
     k = int(level)
     if k != level or k < 1:
@@ -54,14 +61,24 @@ def upsample_bicubic(x: jax.Array, h: int, w: int) -> jax.Array:
   return jax.image.resize(x, (x.shape[0], h, w, x.shape[-1]), method="bicubic")
 
 
-def corrupt(kind: str, x: jax.Array, rng: jax.Array, level: float) -> jax.Array:
-  """Corrupted images f32[B, H, W, C] in [0, 1]; see the module docstring for the kinds."""
-  check(kind, level, x.shape)
+def corrupt(kind: str, x: jax.Array, rng: jax.Array, level: float,
+            level_max: float = 0.0) -> jax.Array:
+  """Corrupted images f32[B, H, W, C] in [0, 1]; see the module docstring for the kinds.
+
+  `level_max` (gaussian only; 0 = a fixed level) draws each example's sigma from
+  [level, level_max].
+  """
+  check(kind, level, x.shape, level_max)
   x = x.astype(jnp.float32)
   if kind == "none":
     return x
   if kind == "gaussian":
-    return jnp.clip(x + level * jax.random.normal(rng, x.shape), 0.0, 1.0)
+    if not level_max:
+      return jnp.clip(x + level * jax.random.normal(rng, x.shape), 0.0, 1.0)
+    r_sigma, r_noise = jax.random.split(rng)
+    sigma = jax.random.uniform(r_sigma, (x.shape[0],) + (1,) * (x.ndim - 1),
+                               minval=level, maxval=level_max)
+    return jnp.clip(x + sigma * jax.random.normal(r_noise, x.shape), 0.0, 1.0)
   if kind == "masking":
     return jnp.where(jax.random.bernoulli(rng, level, x.shape), 0.0, x)
   if kind == "salt_pepper":

@@ -203,12 +203,7 @@ def _check(config: ml_collections.ConfigDict, shape: tuple) -> None:
     raise errors.ConfigError(f"arch 'conv' with {len(m.hidden)} stages needs H and W "
                              f"divisible by {f} (got {shape[0]}x{shape[1]})")
   c = m.corruption
-  corruptions.check(c.kind, c.level, (1,) + shape)
-  if c.level_max and not (c.kind == "gaussian" and c.level_max > c.level):
-    raise errors.ConfigError(
-        f"model.corruption.level_max={c.level_max} draws sigma in [level, level_max]: it needs "
-        f"kind 'gaussian' and level_max > level (got kind {c.kind!r}, level {c.level}); "
-        f"0 = a fixed level")
+  corruptions.check(c.kind, c.level, (1,) + shape, c.level_max)
   k, batch = m.latent_components, config.data.batch_size
   if k < 1 or (batch and k > batch):
     raise errors.ConfigError(f"model.latent_components must be in [1, data.batch_size={batch}] "
@@ -244,15 +239,6 @@ def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
   def dec_logits(p, z):
     return decoder.apply({"params": p["decoder"]}, z)
 
-  def corrupt(x, rng, kind, level, level_max=0.0):
-    """The corrupted input f32[B, H, W, C] in [0, 1] (module doc)."""
-    if level_max:
-      r_sigma, r_noise = jax.random.split(rng)
-      sigma = jax.random.uniform(r_sigma, (x.shape[0],) + (1,) * (x.ndim - 1),
-                                 minval=level, maxval=level_max)
-      return jnp.clip(x + sigma * jax.random.normal(r_noise, x.shape), 0.0, 1.0)
-    return corruptions.corrupt(kind, x, rng, level)
-
   def per_pixel_mse(logits, x):
     """mean_d (sigmoid(logits) - x)^2: f32[B]."""
     err = jax.nn.sigmoid(logits) - x
@@ -269,7 +255,7 @@ def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
     del player
     p, x = params["model"], batch[field].astype(jnp.float32)
     r_noise, r_fit = jax.random.split(rng)
-    z_in = enc(p, corrupt(x, r_noise, c.kind, c.level, c.level_max))
+    z_in = enc(p, corruptions.corrupt(c.kind, x, r_noise, c.level, c.level_max))
     logits = dec_logits(p, z_in)
     bce = -dists.bernoulli_log_prob(logits, x)
     mse = per_pixel_mse(logits, x)
@@ -290,10 +276,10 @@ def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
     z = enc(p, x)
     logits = dec_logits(p, z)
     if corruption is None and level is None:
-      x_c = corrupt(x, rng, c.kind, c.level, c.level_max)
+      x_c = corruptions.corrupt(c.kind, x, rng, c.level, c.level_max)
     else:
-      x_c = corrupt(x, rng, c.kind if corruption is None else corruption,
-                    c.level if level is None else level)
+      x_c = corruptions.corrupt(c.kind if corruption is None else corruption, x, rng,
+                                c.level if level is None else level)
     err_in = (x_c - x).reshape(x.shape[0], -1)
     return {"recon_mse": per_pixel_mse(logits, x),
             "recon_bce": -dists.bernoulli_log_prob(logits, x),
