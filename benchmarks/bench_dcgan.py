@@ -175,7 +175,13 @@ def main(argv=None) -> dict:
   parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling")
   parser.add_argument("--json", metavar="PATH", help="also write the results here as JSON")
   parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch row")
+  parser.add_argument("--only", default=",".join(JAX_CONTENDERS),
+                      help="comma-separated JAX contenders to time (default: all)")
   args = parser.parse_args(argv)
+  only = [n for n in args.only.split(",") if n]
+  unknown = sorted(set(only) - set(JAX_CONTENDERS))
+  if unknown:
+    parser.error(f"unknown contenders {unknown}; choices: {', '.join(JAX_CONTENDERS)}")
 
   devices = jax.devices()
   backend, device_kind = jax.default_backend(), devices[0].device_kind
@@ -188,7 +194,7 @@ def main(argv=None) -> dict:
   diffs = output_differences(x, params, state)
   print("max |output - jax_transpose output|:", json.dumps(diffs))
   contenders = {name: jax_contender(up, down, x, params, state)[0]
-                for name, (up, down) in JAX_CONTENDERS.items()}
+                for name, (up, down) in JAX_CONTENDERS.items() if name in only}
   torch, torch_note = common.import_torch(args.no_torch)
   torch_counts = None
   if torch is not None:

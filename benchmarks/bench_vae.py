@@ -6,8 +6,10 @@ Command:  python benchmarks/bench_vae.py [--steps 300] [--rounds 5] [--json out.
 Measures milliseconds per train step of the same MLP VAE (784-400-20, ReLU,
 Bernoulli decoder, single-sample ELBO, Adam lr 1e-3, batch 128 of dynamically
 binarized 28x28 images) on whatever JAX backend is present:
-  trainer      gen_jax's real step: `loop.make_step_fn` (k=1, state donated)
-               fed by the run's loader + `parallel.to_global`, as in `loop.train`
+  trainer      gen_jax's real step as `loop.train` drives it: `loop.make_step_fn`
+               with experiments/vae_mnist.py's steps_per_dispatch (k steps per
+               call, state donated), fed by the run's loader + `parallel.to_global`
+  trainer_k1   the same with one step per call
   jax_bare     `jax.jit(step, donate_argnums=0)` on one batch already on device
   jax_scan     `loop.make_step_fn` with steps_per_dispatch=100 (a lax.scan of
                100 steps per call) on 100 batches already on device
@@ -40,6 +42,7 @@ from gen_jax.trainers import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(REPO, "experiments", "quickstart.py")
+VAE_MNIST = os.path.join(REPO, "experiments", "vae_mnist.py")
 BATCH = 128
 SCAN_K = 100                    # steps per call of jax_scan
 NUM_TRAIN, NUM_TEST = 60_000, 1_000
@@ -77,22 +80,25 @@ def _timed(fn: Callable[[], object], steps: int) -> float:
   return (time.perf_counter() - t0) * 1e3 / steps
 
 
-def trainer_contender(run: loop.Run) -> Chunk:
-  """gen_jax's step with its data path, exactly as `loop.train` drives it (k=1)."""
+def trainer_contender(run: loop.Run, k: int) -> Chunk:
+  """gen_jax's step with its data path, exactly as `loop.train` drives it: k steps per
+  call. Runs ceil(n / k) calls (at least one) and returns ms per step."""
   ts = loop.init_or_restore(run)
-  step_fn = loop.make_step_fn(run)
+  step_fn = loop.make_step_fn(run, k=k)
   loader = run.loader
   step = 0
 
   def chunk(n: int) -> float:
+    calls = max(1, -(-n // k))
+
     def go():
       nonlocal ts, step
-      for _ in range(n):
-        raw = parallel.to_global(loader.batches(step, 1), run.mesh, batch_dim=1)
+      for _ in range(calls):
+        raw = parallel.to_global(loader.batches(step, k), run.mesh, batch_dim=1)
         ts, _ = step_fn(ts, raw, run.base_rng)
-        step += 1
+        step += k
       jax.block_until_ready(ts)
-    return _timed(go, n)
+    return _timed(go, calls * k)
   return chunk
 
 
@@ -222,7 +228,10 @@ def main(argv=None) -> dict:
     write_npz(npz)
     run = loop.setup(make_config(npz), os.path.join(tmp, "workdir"))
     try:
-      contenders = {"trainer": trainer_contender(run), "jax_bare": bare_contender(run),
+      k = config_lib.load_config(VAE_MNIST).steps_per_dispatch
+      print(f"trainer: {k} steps per call (experiments/vae_mnist.py's steps_per_dispatch)")
+      contenders = {"trainer": trainer_contender(run, k), "trainer_k1": trainer_contender(run, 1),
+                    "jax_bare": bare_contender(run),
                     "jax_scan": scan_contender(run)}
       if torch is not None:
         extra, torch_device, notes = torch_contenders(torch, run.train_data.x[:BATCH, ..., 0])
@@ -248,6 +257,7 @@ def main(argv=None) -> dict:
   for name in names:
     print(f"| {name} | {results[name]:.3f} | {relative[name]:.2f}x |")
   ratios = {"trainer/jax_scan": common.ratio(results, "trainer", "jax_scan"),
+            "torch_eager/trainer_k1": common.ratio(results, "torch_eager", "trainer_k1"),
             "torch_eager/jax_bare": common.ratio(results, "torch_eager", "jax_bare"),
             "torch_eager/trainer": common.ratio(results, "torch_eager", "trainer")}
   print()
@@ -263,6 +273,7 @@ def main(argv=None) -> dict:
       torch_threads=torch.get_num_threads() if torch is not None else None,
       steps=args.steps, rounds=args.rounds, warmup=args.warmup,
       scan_steps_per_call=SCAN_K,
+      trainer_steps_per_call=k,
       ms_per_step=results,
       ms_per_step_per_round=per_round,
       relative_to_jax_scan=relative,

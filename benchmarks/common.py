@@ -78,6 +78,7 @@ def fields(benchmark: str, **extra) -> dict:
       "cpu_count": os.cpu_count(),
       "load_average_at_start": [round(x, 2) for x in LOAD_AT_IMPORT],
       "jax_version": jax.__version__,
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
       **extra,
   }
 

@@ -80,6 +80,23 @@ def test_variants_are_named_and_checked():
     variants.check("grayscale", True, "binarized_mnist")
 
 
+def test_bernoulli_u8_has_the_probability_of_each_pixel_value_and_independent_halves():
+  """Every 8-bit value v gives ones at rate v / 255 (exactly 0 and 1 at the ends); the
+  two pixels that share a random word (its two 16-bit halves) are uncorrelated."""
+  v = jnp.tile(jnp.arange(256, dtype=jnp.uint8), (2000, 1))          # u8[2000, 256]
+  bits = np.asarray(variants.bernoulli_u8(jax.random.key(0), v), np.float64)
+  assert set(np.unique(bits)) == {0.0, 1.0}
+  rate, p = bits.mean(0), np.arange(256) / 255.0
+  assert rate[0] == 0.0 and rate[255] == 1.0
+  se = np.sqrt(p * (1 - p) / bits.shape[0]) + 1e-12
+  assert np.all(np.abs(rate - p) < 5 * se + 2.0 ** -16), np.max(np.abs(rate - p) / se)
+  # Element i and element i + n/2 come from the same threefry word.
+  half = np.asarray(variants.bernoulli_u8(jax.random.key(1), jnp.full((4000, 2), 128, jnp.uint8)),
+                    np.float64).reshape(-1)
+  a, b = half[:half.size // 2], half[half.size // 2:]
+  assert abs(np.corrcoef(a, b)[0, 1]) < 4 / np.sqrt(a.size)
+
+
 def test_dynamic_test_set_is_binarized_once_with_a_fixed_seed():
   x = np.random.default_rng(0).integers(0, 256, (50, 8, 8, 1)).astype(np.uint8)
   a, va = variants.eval_arrays("binarized_dynamic", x)
