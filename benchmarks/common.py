@@ -13,6 +13,7 @@ import os
 import shlex
 import statistics
 import sys
+import tempfile
 from typing import Callable
 
 import jax
@@ -63,13 +64,30 @@ def fmt_ratio(value: float | None, absent: str) -> str:
   return f"{value:.2f}" if value is not None else f"n/a ({absent})"
 
 
+def command_line(argv: list[str]) -> str:
+  """argv as a shell command, with the repository's paths relative and a temporary
+  `--json` target (run_all.py collects reports through one) left out."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+  tmp = tempfile.gettempdir() + os.sep
+  out, skip = [], False
+  for i, a in enumerate(argv):
+    if skip:
+      skip = False
+      continue
+    if a == "--json" and i + 1 < len(argv) and argv[i + 1].startswith(tmp):
+      skip = True
+      continue
+    out.append(a[len(repo):] if a.startswith(repo) else a)
+  return shlex.join(["python"] + out)
+
+
 def fields(benchmark: str, **extra) -> dict:
   """The provenance of a result: what, when, which command, commit and hardware."""
   devices = jax.devices()
   return {
       "benchmark": benchmark,
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "command": shlex.join(["python"] + sys.argv),
+      "command": command_line(sys.argv),
       "commit": provenance.git_commit(),
       "hardware": provenance.hardware(),
       "backend": jax.default_backend(),
