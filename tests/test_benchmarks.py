@@ -36,3 +36,13 @@ def test_table_has_one_line_per_row_and_escapes_pipes():
   assert len(lines) == 3
   assert all(line.replace("\\|", "").count("|") == 8 for line in lines)
   assert "3.00x" in lines[1] and "yes" in lines[1] and "n/a" in lines[2]
+
+
+def test_recorded_command_is_relative_to_the_repository_and_drops_a_temporary_json():
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import common  # pylint: disable=g-import-not-at-top
+  tmp_json = os.path.join(tempfile.gettempdir(), "x", "vae.json")
+  argv = [os.path.join(REPO, "benchmarks", "bench_vae.py"), "--steps", "3", "--json", tmp_json]
+  assert common.command_line(argv) == "python benchmarks/bench_vae.py --steps 3"
+  assert common.command_line(["bench_vae.py", "--json", "out.json"]) == (
+      "python bench_vae.py --json out.json")
