@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 from typing import Callable
@@ -99,6 +100,22 @@ def fields(benchmark: str, **extra) -> dict:
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
       **extra,
   }
+
+
+def run_script(script: str, args: list[str], env: dict | None = None,
+               capture: bool = False) -> tuple[dict | None, str]:
+  """Runs benchmarks/<script> with args in its own process and returns (its JSON report,
+  "") or (None, why it has none); the report goes through a temporary `--json` file."""
+  here = os.path.dirname(os.path.abspath(__file__))
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "report.json")
+    proc = subprocess.run([sys.executable, os.path.join(here, script), *args, "--json", out],
+                          cwd=os.path.dirname(here), env=env, capture_output=capture, text=True)
+    if proc.returncode or not os.path.isfile(out):
+      tail = ((proc.stderr or proc.stdout or "").strip().splitlines() or [""])[-1][:200]
+      return None, f"exit status {proc.returncode}" + (f": {tail}" if tail else "")
+    with open(out) as f:
+      return json.load(f), ""
 
 
 def write_json(path: str | None, report: dict) -> None:

@@ -21,9 +21,7 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -147,21 +145,17 @@ def main(argv=None) -> int:
   import common  # pylint: disable=g-import-not-at-top
   meta = common.fields("all")
   reports, rows, failed = {}, [], {}
-  with tempfile.TemporaryDirectory() as tmp:
-    for i, name in enumerate(names):
-      script, extra, quick = BENCHMARKS[name]
-      out = os.path.join(tmp, f"{name}.json")
-      cmd = [sys.executable, os.path.join(HERE, script), "--json", out] + extra + (
-          quick if args.quick else [])
-      print(f"[{i + 1}/{len(names)}] {' '.join(cmd[1:])}", flush=True)
-      proc = subprocess.run(cmd, cwd=os.path.dirname(HERE))
-      if proc.returncode or not os.path.isfile(out):
-        failed[name] = f"exit status {proc.returncode}"
-        print(f"{name}: failed ({failed[name]}); its rows are left out", flush=True)
-        continue
-      with open(out) as f:
-        reports[name] = json.load(f)
-      rows += rows_of(name, reports[name])
+  for i, name in enumerate(names):
+    script, extra, quick = BENCHMARKS[name]
+    args_i = extra + (quick if args.quick else [])
+    print(f"[{i + 1}/{len(names)}] {script} {' '.join(args_i)}", flush=True)
+    report, error = common.run_script(script, args_i)
+    if report is None:
+      failed[name] = error
+      print(f"{name}: failed ({error}); its rows are left out", flush=True)
+      continue
+    reports[name] = report
+    rows += rows_of(name, report)
   hardware = meta["hardware"]
   info = dict(hardware=hardware, commit=meta["commit"], date=meta["date"],
               load=meta["load_average_at_start"], command=meta["command"])

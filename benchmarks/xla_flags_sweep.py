@@ -13,9 +13,6 @@ XLA_FLAGS was. Run it alone: timings on a loaded machine mean nothing.
 import argparse
 import json
 import os
-import subprocess
-import sys
-import tempfile
 
 import common  # benchmarks/common.py
 
@@ -47,17 +44,9 @@ BENCHMARKS = {
 def run_set(bench: str, flags: str, extra: list[str]) -> dict:
   """The benchmark's JSON report under XLA_FLAGS=flags (or {"error": ...})."""
   script, args = BENCHMARKS[bench]
-  with tempfile.TemporaryDirectory() as tmp:
-    out = os.path.join(tmp, "r.json")
-    cmd = [sys.executable, os.path.join(HERE, script), "--no-torch", *args, *extra,
-           "--json", out]
-    proc = subprocess.run(cmd, env={**os.environ, "XLA_FLAGS": flags}, capture_output=True,
-                          text=True)
-    if proc.returncode != 0 or not os.path.exists(out):
-      tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-      return {"error": f"exit {proc.returncode}: {tail[0][:200]}"}
-    with open(out) as f:
-      return json.load(f)
+  report, error = common.run_script(script, ["--no-torch", *args, *extra],
+                                    env={**os.environ, "XLA_FLAGS": flags}, capture=True)
+  return report if report is not None else {"error": error}
 
 
 def main(argv=None) -> dict:
