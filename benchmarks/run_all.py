@@ -70,7 +70,7 @@ def rows_of(name: str, r: dict) -> list[dict]:
   if name == "gpt":
     ms = {row["contender"]: row["value"] for row in r["rows"]}
     out = [_row("gpt", f"char GPT, trainer step ({r['dtype']})", ms["trainer"],
-                "PyTorch eager", ms.get("torch_eager"), None, "ms/step")]
+                "PyTorch eager", ms.get("torch_eager"), 1.5, "ms/step")]
     speed = r.get("decode_speedup_kv_over_full", {})
     for b, s in speed.items():
       out.append(_row("gpt", f"decode batch {b}: KV cache vs full forward",
@@ -130,6 +130,24 @@ def _slug(text: str) -> str:
   return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+def _table_from_json(path: str, readme: str = "") -> int:
+  """Rebuilds the table (and README block) from a saved run's reports, with today's
+  `rows_of`: no benchmark runs."""
+  with open(path) as f:
+    saved = json.load(f)
+  rows = [row for name, rep in saved["reports"].items() for row in rows_of(name, rep)]
+  info = {k: saved.get(k) for k in ("hardware", "commit", "date", "command")}
+  info["load"] = saved.get("load_average_at_start")
+  text = table(rows, info)
+  if saved.get("failed"):
+    text += "\n\nNot run: " + "; ".join(f"{k} ({v})" for k, v in saved["failed"].items())
+  print(text)
+  if readme:
+    from gen_jax import report  # pylint: disable=g-import-not-at-top
+    report.replace_block(readme, text, START, END)
+  return 0
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--only", default=",".join(BENCHMARKS),
@@ -137,7 +155,11 @@ def main(argv=None) -> int:
   parser.add_argument("--quick", action="store_true", help="short runs: checks the harness only")
   parser.add_argument("--json", default="", help="default benchmarks/results/<hardware>.json")
   parser.add_argument("--readme", default="", help=f"replace its {START} ... {END} block")
+  parser.add_argument("--from-json", default="",
+                      help="run nothing: rebuild the table from a JSON this script wrote")
   args = parser.parse_args(argv)
+  if args.from_json:
+    return _table_from_json(args.from_json, args.readme)
   names = [n for n in args.only.split(",") if n]
   unknown = [n for n in names if n not in BENCHMARKS]
   if unknown:

@@ -46,3 +46,22 @@ def test_recorded_command_is_relative_to_the_repository_and_drops_a_temporary_js
   assert common.command_line(argv) == "python benchmarks/bench_vae.py --steps 3"
   assert common.command_line(["bench_vae.py", "--json", "out.json"]) == (
       "python bench_vae.py --json out.json")
+
+
+def test_readme_table_is_the_committed_all_benchmarks_run_retabled(tmp_path, capsys):
+  """The README's block is exactly what `run_all.py --from-json` rebuilds from the committed
+  JSON: no number in it was typed by hand."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  saved = sorted(glob.glob(os.path.join(REPO, "benchmarks", "results", "*_cpu_2_cores.json")))
+  assert saved, "no committed run_all result"
+  readme = str(tmp_path / "README.md")
+  shutil.copy(os.path.join(REPO, "README.md"), readme)
+  with open(readme) as f:
+    before = f.read()
+  assert run_all.main(["--from-json", saved[-1], "--readme", readme]) == 0
+  capsys.readouterr()
+  with open(readme) as f:
+    after = f.read()
+  assert after == before
+  block = after.split(run_all.START)[1].split(run_all.END)[0]
+  assert "| gpt | char GPT, trainer step" in block and "≥ 1.5x" in block
