@@ -114,3 +114,53 @@ def test_tfds_mnist_offline():
 def test_tfds_binarized_mnist_is_binary():
   s = sources.load("binarized_mnist", "validation")
   assert s.binary and s.x.shape == (10000, 28, 28, 1) and set(np.unique(s.x)) == {0, 1}
+
+
+@needs_tfds("mnist")
+def test_decoded_cache_equals_the_decode_and_follows_the_files(tmp_path, monkeypatch):
+  """The decoded-array cache returns what tfds decodes, is not read once its source files
+  change, survives a damaged cache file, and is off when asked."""
+  import glob  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+
+  from gen_jax.data import tfds_records  # pylint: disable=g-import-not-at-top
+  # A private copy of MNIST's test split, so its modification time can change.
+  src = glob.glob(os.path.join(os.environ["TFDS_DATA_DIR"], "mnist", "*"))[0]
+  dst = tmp_path / "tfds" / "mnist" / os.path.basename(src)
+  dst.mkdir(parents=True)
+  for f in glob.glob(os.path.join(src, "*.json")) + glob.glob(os.path.join(src, "*-test.*")):
+    shutil.copy(f, dst)
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  monkeypatch.setenv(tfds_records.CACHE_ENV, str(tmp_path / "cache"))
+  records = tfds_records.read_all("mnist", "test")
+  x = np.stack([r["image"] for r in records])
+  y = np.asarray([r["label"] for r in records])
+  first = tfds_records.read_images("mnist", "test")
+  path = tfds_records.cache_path("mnist", "test")
+  assert os.path.isfile(path) and first["x"].shape == (10000, 28, 28, 1)
+  decodes = []
+  real_read_all = tfds_records.read_all
+  monkeypatch.setattr(tfds_records, "read_all", lambda *a: decodes.append(a) or real_read_all(*a))
+  again = tfds_records.read_images("mnist", "test")
+  assert not decodes, "a cache hit decoded again"
+  np.testing.assert_array_equal(again["x"], x)
+  np.testing.assert_array_equal(again["y"], y)
+  assert again["x"].dtype == np.uint8 and again["y"].dtype == np.int32
+  # A changed source file has another fingerprint: decoded again, into a new file.
+  shard = glob.glob(str(dst / "*-test.*"))[0]
+  os.utime(shard, ns=(os.stat(shard).st_atime_ns, os.stat(shard).st_mtime_ns + 10**9))
+  assert tfds_records.cache_path("mnist", "test") != path
+  np.testing.assert_array_equal(tfds_records.read_images("mnist", "test")["x"], x)
+  assert len(decodes) == 1 and os.path.isfile(tfds_records.cache_path("mnist", "test"))
+  # A damaged cache file is decoded again and rewritten.
+  with open(tfds_records.cache_path("mnist", "test"), "wb") as f:
+    f.write(b"not an npz")
+  np.testing.assert_array_equal(tfds_records.read_images("mnist", "test")["y"], y)
+  assert len(decodes) == 2
+  np.testing.assert_array_equal(np.load(tfds_records.cache_path("mnist", "test"))["y"], y)
+  # Off: nothing is written or read.
+  monkeypatch.setenv(tfds_records.CACHE_ENV, "off")
+  assert tfds_records.cache_path("mnist", "test") == ""
+  tfds_records.read_images("mnist", "test")
+  assert len(decodes) == 3

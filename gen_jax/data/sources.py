@@ -262,7 +262,5 @@ def _npz(path: str, split: str) -> Split:
 
 def _tfds(name: str, split: str, binary: bool, download: bool) -> Split:
   from gen_jax.data import tfds_records  # pylint: disable=g-import-not-at-top
-  records = tfds_records.read_all(name, split, download)
-  x = np.stack([r["image"] for r in records]).astype(np.uint8)
-  y = np.asarray([r["label"] for r in records], np.int32) if "label" in records[0] else None
-  return images(x, y, binary=binary)
+  arrays = tfds_records.read_images(name, split, download)
+  return images(arrays["x"], arrays.get("y"), binary=binary)
