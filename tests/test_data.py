@@ -54,6 +54,14 @@ def test_digits_are_embedded_and_rescaled():
   assert train.x.shape == (1500, 8, 8, 1) and test.x.shape == (297, 8, 8, 1)
   assert train.x.dtype == np.uint8 and train.x.max() == 255 and not train.binary
   assert set(np.unique(train.y)) == set(range(10))
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  d = datasets.load_digits()     # the reference: read without importing scikit-learn
+  pixels, y = sources.digits_arrays()
+  np.testing.assert_array_equal(pixels, d.images)
+  np.testing.assert_array_equal(y, d.target)
+  np.testing.assert_array_equal(np.concatenate([train.y, test.y]), d.target)
+  np.testing.assert_array_equal(np.concatenate([train.x, test.x])[..., 0],
+                                np.round(d.images * (255.0 / 16.0)).astype(np.uint8))
 
 
 def test_npz_source(tmp_path):

@@ -204,11 +204,28 @@ def _arith(split: str, options: dict) -> Split:
   return Split(arrays, s, kind="seq2seq")
 
 
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's 8x8 digits: (pixels f64[1797, 8, 8] in 0..16, labels i32[1797]).
+
+  Read from the csv that scikit-learn ships (what `sklearn.datasets.load_digits`
+  reads), found without importing scikit-learn: its import costs about 2 s per
+  process, which every run on the digits would pay.
+  """
+  import gzip  # pylint: disable=g-import-not-at-top
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.find_spec("sklearn")
+  if spec is None or not spec.submodule_search_locations:
+    raise errors.DataError("dataset 'digits' needs scikit-learn installed (pip install "
+                           "scikit-learn): it ships the digits")
+  path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz")
+  with gzip.open(path, "rt") as f:
+    data = np.loadtxt(f, delimiter=",")
+  return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int32)
+
+
 def _digits(split: str) -> Split:
-  from sklearn import datasets  # pylint: disable=g-import-not-at-top
-  d = datasets.load_digits()
-  x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-  y = d.target.astype(np.int32)
+  pixels, y = digits_arrays()
+  x = np.round(pixels * (255.0 / 16.0)).astype(np.uint8)[..., None]
   sl = slice(0, DIGITS_TRAIN) if split == "train" else slice(DIGITS_TRAIN, None)
   return images(x[sl], y[sl], binary=False)
 
