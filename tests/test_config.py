@@ -91,3 +91,18 @@ def test_a_key_added_to_base_after_a_run_was_saved_is_no_change_at_its_default()
   assert config_lib.changed_keys(saved, config) == []
   config.data.classes = (3,)                              # set: that is a change
   assert config_lib.changed_keys(saved, config) == ["data.classes"]
+
+
+def test_every_evaluator_type_says_whether_it_reads_a_split_and_a_bad_one_fails_early():
+  from gen_jax import registry  # pylint: disable=g-import-not-at-top
+  from gen_jax.trainers import checks  # pylint: disable=g-import-not-at-top
+  reads, none = set(checks.EVAL_SPLIT_KEYS), set(checks.EVAL_READS_NO_SPLIT)
+  assert not reads & none and reads | none == set(registry.EVALUATORS)
+  config = config_lib.load_config(experiment("quickstart.py:smoke"))
+  train = sources.from_config(config.data, config.data.train_split)
+  for kind, key in checks.EVAL_SPLIT_KEYS.items():
+    if not key:
+      continue
+    config.evals = {"probe": {"type": kind, key: "tset"}}
+    with pytest.raises(errors.ConfigError, match=f"evals.probe.{key}='tset': unknown split"):
+      checks.check_eval_splits(config, train)
