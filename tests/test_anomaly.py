@@ -13,6 +13,7 @@ from sklearn import metrics as skm
 from gen_jax import applications, config_lib, errors, parallel
 from gen_jax.applications import anomaly
 from gen_jax.data import pipeline, sources, variants
+from gen_jax.evaluators import context
 from gen_jax.metrics import ranking
 
 pytestmark = pytest.mark.usefixtures("cheap_compiles")   # tiny models: compiling is the cost
@@ -168,6 +169,7 @@ def test_corruption_errors_are_one_line():
 class _Ctx:
   mesh = parallel.make_mesh(-1, 1)
   params = state = None
+  batches = context.Context.batches   # the evaluators' batching, on this bare context
 
 
 def test_per_example_scores_keep_order_and_drop_padding():

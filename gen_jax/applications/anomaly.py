@@ -51,7 +51,6 @@ W/plots/ood_scores.png (histograms of the in- and out-of-distribution scores).
 """
 import dataclasses
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -339,17 +338,8 @@ def score_fn(ctx, app, what: str, inputs: dict, spec: dict, variant: str):
 
 def per_example(ctx, fn, arrays: dict, batch_size: int, what: str) -> np.ndarray:
   """fn over every example of `arrays` in order, padding dropped: f64[N]."""
-  batches = list(pipeline.eval_batches(arrays, batch_size, jax.process_index(),
-                                       jax.process_count()))
-  out, t0, shown = [], time.time(), 0
-  for i, (b, mask) in enumerate(batches):
-    b = {k: parallel.to_global(v, ctx.mesh) for k, v in b.items()}
-    v = np.asarray(parallel.to_host(fn(ctx.params, ctx.state, b, jnp.uint32(i))), np.float64)
-    m = np.asarray(parallel.to_host(parallel.to_global(mask, ctx.mesh)))
-    out.append(v[m > 0])
-    if time.time() - t0 > 30 * (shown + 1):
-      shown += 1
-      _log(f"scoring {what}: {i + 1}/{len(batches)} batches, {time.time() - t0:.0f}s")
+  out = [np.asarray(v, np.float64)[np.asarray(m) > 0]
+         for v, m in ctx.batches(fn, arrays, batch_size, f"anomaly | scoring {what}")]
   values = np.concatenate(out)
   if not np.isfinite(values).all():
     raise errors.DataError(f"{int((~np.isfinite(values)).sum())} non-finite scores ({what})")

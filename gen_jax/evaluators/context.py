@@ -7,9 +7,11 @@ The run loop builds one `Context` per evaluation; evaluators are
 import dataclasses
 import functools
 import os
+import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -79,6 +81,22 @@ class Context:
     d = self.data
     raw = pipeline.keep_classes(sources.from_config(d, d.train_split), d)
     return {k: v[:n] for k, v in raw.arrays.items()}
+
+  def batches(self, fn, arrays: dict, batch_size: int, what: str):
+    """Yields (fn(params, state, batch, i), mask) on the host for every global eval batch
+    of `arrays` in order (`pipeline.eval_batches`: the last one padded, mask 0 there),
+    printing progress every 30 s as "<what>: i/n batches, Ts"."""
+    batches = list(pipeline.eval_batches(arrays, batch_size, jax.process_index(),
+                                         jax.process_count()))
+    t0, shown = time.time(), 0
+    for i, (b, mask) in enumerate(batches):
+      b = {k: parallel.to_global(v, self.mesh) for k, v in b.items()}
+      out = parallel.to_host(fn(self.params, self.state, b, jnp.uint32(i)))
+      yield out, parallel.to_host(parallel.to_global(mask, self.mesh))
+      if time.time() - t0 > 30 * (shown + 1):
+        shown += 1
+        if parallel.is_main():
+          print(f"{what}: {i + 1}/{len(batches)} batches, {time.time() - t0:.0f}s", flush=True)
 
   @functools.cached_property
   def sample_fn(self):

@@ -11,14 +11,12 @@ weighted mean sum_i w_i v_i / sum_i w_i (e.g. per-token losses weighted by
 tokens, so the result is per token of the split), its standard error the
 ratio estimator's, and `<name>/<weight>_total` the summed weight.
 """
-import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import errors, parallel
-from gen_jax.data import pipeline, variants
+from gen_jax.data import variants
 
 
 def check(name: str, ec, config) -> None:
@@ -61,19 +59,8 @@ def mean_over_split(ctx, name: str, ec, labels: bool = False) -> dict:
 
   weights = dict(family.eval_weights)
   acc = _Accumulator()
-  batches = list(pipeline.eval_batches(arrays, ec.batch_size, jax.process_index(),
-                                       jax.process_count()))
-  t0, shown = time.time(), 0
-  for i, (b, mask) in enumerate(batches):
-    b = {k: parallel.to_global(v, ctx.mesh) for k, v in b.items()}
-    out = parallel.to_host(fn(ctx.params, ctx.state, b, jnp.uint32(i)))
-    m = parallel.to_host(parallel.to_global(mask, ctx.mesh))
-    acc.add(out, m, weights)
-    if time.time() - t0 > 30 * (shown + 1):
-      shown += 1
-      if parallel.is_main():
-        print(f"eval {name}: {i + 1}/{len(batches)} batches, {time.time() - t0:.0f}s",
-              flush=True)
+  for out, mask in ctx.batches(fn, arrays, ec.batch_size, f"eval {name}"):
+    acc.add(out, mask, weights)
   return acc.results(name, family.eval_units, weights, split.where)
 
 
