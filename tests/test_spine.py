@@ -93,6 +93,16 @@ def test_weighted_mean_and_its_standard_error_match_brute_force():
   assert abs(out["e/plain"][0] - v.mean()) < 1e-12
   assert abs(out["e/plain_sem"][0] - v.std() / np.sqrt(50)) < 1e-12
   assert out["e/tokens_total"][0] == w.sum()
+  assert not any("_p" in k for k in out)
+  # Percentiles of the unweighted values, padding excluded.
+  keep = likelihood._Accumulator(keep=True)   # pylint: disable=protected-access
+  for i in range(0, 50, 16):
+    n = len(v[i:i + 16])
+    keep.add({"plain": np.r_[v[i:i + 16], np.full(16 - n, 1e9)]},
+             np.r_[np.ones(n), np.zeros(16 - n)], {})
+  q = keep.results("e", {}, {}, "here", quantiles=(50, 99, 100))
+  assert q["e/plain_p50"][0] == np.median(v) and q["e/plain_p100"][0] == v.max()
+  assert q["e/plain_p99"][0] == np.percentile(v, 99) and "percentile over 50" in q["e/plain_p99"][1]
 
 
 def test_samples_are_written_by_modality(tmp_path):

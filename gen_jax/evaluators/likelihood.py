@@ -4,7 +4,9 @@ Config keys (`config.evals.<name>`):
   type: "likelihood" (or "accuracy", the same mean for supervised families);
   split: which split (default config.data.eval_split); batch_size: global eval
   batch; num_examples: 0 = the whole split; kwargs: passed to `family.eval_fn`
-  (e.g. k=5000, chunk=500 for IWAE).
+  (e.g. k=5000, chunk=500 for IWAE); quantiles: percentiles to report besides the
+  mean (e.g. (50, 99, 100): `<name>/<metric>_p50` the median, `_p100` the largest
+  value), for the unweighted metrics.
 Results: `<name>/<metric>` = mean over examples, with `<name>/<metric>_sem`
 (standard error of the mean). A metric named in `family.eval_weights` is a
 weighted mean sum_i w_i v_i / sum_i w_i (e.g. per-token losses weighted by
@@ -58,18 +60,20 @@ def mean_over_split(ctx, name: str, ec, labels: bool = False) -> dict:
     return family.eval_fn(params, state, batch, parallel.fold(rng, "eval"), **kwargs)
 
   weights = dict(family.eval_weights)
-  acc = _Accumulator()
+  quantiles = tuple(ec.get("quantiles", ()))
+  acc = _Accumulator(keep=bool(quantiles))
   for out, mask in ctx.batches(fn, arrays, ec.batch_size, f"eval {name}"):
     acc.add(out, mask, weights)
-  return acc.results(name, family.eval_units, weights, split.where)
+  return acc.results(name, family.eval_units, weights, split.where, quantiles)
 
 
 class _Accumulator:
   """Running sums for (weighted) means and their standard errors, in float64."""
 
-  def __init__(self):
+  def __init__(self, keep: bool = False):
     self.sw, self.swv, self.sw2v2, self.sw2v, self.sw2 = {}, {}, {}, {}, {}
     self.count = 0.0
+    self.kept = {} if keep else None   # {key: [values of the real examples, ...]}
 
   def add(self, out: dict, mask: np.ndarray, weights: dict) -> None:
     m = np.asarray(mask, np.float64)
@@ -79,9 +83,15 @@ class _Accumulator:
       for d, x in ((self.sw, w), (self.swv, w * v), (self.sw2v2, w * w * v * v),
                    (self.sw2v, w * w * v), (self.sw2, w * w)):
         d[key] = d.get(key, 0.0) + float(x.sum())
+      if self.kept is not None and key not in weights:
+        self.kept.setdefault(key, []).append(v[m > 0])
     self.count += float(m.sum())
 
-  def results(self, name: str, units: dict, weights: dict, where: str) -> dict:
+  def results(self, name: str, units: dict, weights: dict, where: str,
+              quantiles: tuple = ()) -> dict:
+    """Means and standard errors; with `quantiles` (percentiles in [0, 100]) also
+    `<name>/<key>_p<q>` of every unweighted per-example value (p50: the median, p100:
+    the largest), which show when a few examples dominate a mean."""
     n, out = self.count, {}
     for key in self.sw:
       if key in weights.values() and key not in weights:
@@ -96,4 +106,9 @@ class _Accumulator:
       how = f"weighted by {weights[key]}, " if key in weights else ""
       out[f"{name}/{key}"] = (mean, unit + f"; {how}mean over {int(n)} examples of {where}")
       out[f"{name}/{key}_sem"] = (sem, "standard error of the mean")
+      if quantiles and key not in weights:
+        values = np.concatenate(self.kept[key])
+        for q in quantiles:
+          out[f"{name}/{key}_p{q:g}"] = (float(np.percentile(values, q)), unit + (
+              f"; {q:g}th percentile over {len(values)} examples of {where}"))
     return out
