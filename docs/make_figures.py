@@ -49,6 +49,9 @@ def flows_toy2d(workdirs: list[str]) -> str:
   return images.save_image(os.path.join(DOCS, "flows_toy2d.png"), panel)
 
 
+TOP = 3.0   # bits/dim: the top of the curve figure; larger test means are marked at its edge
+
+
 def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> str:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -63,6 +66,10 @@ def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> s
     rows = [json.loads(line) for line in open(os.path.join(w, "metrics.jsonl")) if line.strip()]
     test = [(r["step"] / per_epoch, r["test_ll/bpd"], r.get("test_ll/bpd_sem", 0.0))
             for r in rows if "test_ll/bpd" in r]
+    # The newest evaluation of each step (an --mode eval rerun appends its record).
+    test = sorted({e: (e, b, se) for e, b, se in test}.values())
+    median = sorted({r["step"] / per_epoch: r["test_ll/bpd_p50"]
+                     for r in rows if "test_ll/bpd_p50" in r}.items())
     train = [(r["step"] / per_epoch, r["loss"]) for r in rows if "loss" in r]
     color = f"C{i}"
     name = os.path.basename(os.path.normpath(w))
@@ -71,16 +78,23 @@ def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> s
               label=f"{name}: train loss")
     if test:
       e, b, se = map(np.asarray, zip(*test, strict=True))
-      ax.errorbar(e, b, yerr=se, color=color, marker="o", ms=3, lw=1.5,
-                  label=f"{name}: test ({b[-1]:.3f} at {e[-1]:.1f} epochs)")
+      ok = b <= TOP
+      ax.errorbar(e[ok], b[ok], yerr=se[ok], color=color, marker="o", ms=3, lw=1.5,
+                  label=f"{name}: test mean ({b[-1]:.3f} ± {se[-1]:.3f} at {e[-1]:.1f} epochs)")
+      for ei, bi, si in zip(e[~ok], b[~ok], se[~ok], strict=True):   # off the chart
+        ax.plot([ei], [TOP - 0.04], marker="^", color=color, ms=6)
+        ax.annotate(f"mean {bi:.1f}\n± {si:.1f}", (ei, TOP - 0.06), fontsize=6,
+                    ha="center", va="top", color=color)
+    if median:
+      ax.plot(*zip(*median, strict=True), color=color, marker="s", ms=5, ls="none",
+              label=f"{name}: test median ({median[-1][1]:.3f})")
     ref = config.get("reference", {})
     if ref.get("value"):
       ax.axhline(ref["value"], color=color, ls="--", lw=0.8,
                  label=f"paper {ref['value']} ({config['model']['arch']})")
   ax.set_xlabel("epochs")
   ax.set_ylabel("bits/dim (8-bit, dequantized)")
-  top = max(3.0, min(ax.get_ylim()[1], 3.0))
-  ax.set_ylim(0.9, top)
+  ax.set_ylim(0.9, TOP)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
   ax.set_title("MNIST test bits/dim against epochs (2 CPU cores)")
