@@ -138,14 +138,18 @@ def _table_from_json(path: str, readme: str = "") -> int:
   rows = [row for name, rep in saved["reports"].items() for row in rows_of(name, rep)]
   info = {k: saved.get(k) for k in ("hardware", "commit", "date", "command")}
   info["load"] = saved.get("load_average_at_start")
-  text = table(rows, info)
-  if saved.get("failed"):
-    text += "\n\nNot run: " + "; ".join(f"{k} ({v})" for k, v in saved["failed"].items())
-  print(text)
+  _show(table(rows, info), saved.get("failed", {}), readme)
+  return 0
+
+
+def _show(text: str, failed: dict, readme: str) -> None:
+  """Prints the table (with the benchmarks that failed) and writes it into `readme`'s block."""
+  if failed:
+    text += "\n\nNot run: " + "; ".join(f"{k} ({v})" for k, v in failed.items())
+  print("\n" + text)
   if readme:
     from gen_jax import report  # pylint: disable=g-import-not-at-top
     report.replace_block(readme, text, START, END)
-  return 0
 
 
 def main(argv=None) -> int:
@@ -181,16 +185,10 @@ def main(argv=None) -> int:
   hardware = meta["hardware"]
   info = dict(hardware=hardware, commit=meta["commit"], date=meta["date"],
               load=meta["load_average_at_start"], command=meta["command"])
-  text = table(rows, info)
-  if failed:
-    text += "\n\nNot run: " + "; ".join(f"{k} ({v})" for k, v in failed.items())
-  print("\n" + text)
   path = args.json or os.path.join(HERE, "results", f"{_slug(hardware)}.json")
   common.write_json(path, dict(meta, quick=args.quick, rows=rows, failed=failed,
                                reports=reports))
-  if args.readme:
-    from gen_jax import report  # pylint: disable=g-import-not-at-top
-    report.replace_block(args.readme, text, START, END)
+  _show(table(rows, info), failed, args.readme)
   return 1 if failed else 0
 
 
