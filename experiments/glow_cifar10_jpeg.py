@@ -31,7 +31,8 @@ LABEL = "CIFAR-10 (JPEG q75 copy)"
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
   c = realnvp_mnist.image_flow_config(variant, arch="glow", levels=3, steps=16,
-                                      preprocess="center", reference=0.0, hidden=128)
+                                      preprocess="center", reference=0.0, hidden=128,
+                                      coupling_scale="sigmoid")
   c.data.update(name="npz", path="", description=LABEL)
   c.reference.update(metric="test_ll/bpd", value=0.0,
                      source=f"{LABEL}: no comparable published number (lossy data)")

@@ -49,7 +49,7 @@ MODELS = {
 @pytest.fixture(params=sorted(MODELS), name="model", scope="module")
 def _model(request):
   arch, shape, variant, pre = MODELS[request.param]
-  family = flows.make(_config(arch, variant, preprocess=pre), spec_lib.example(shape))
+  family = flows.make(_model_config(arch, variant, pre), spec_lib.example(shape))
   rng = np.random.default_rng(0)
   if variant == "continuous":
     x = rng.normal(size=(3,) + shape).astype(np.float32)
@@ -58,11 +58,14 @@ def _model(request):
   # Small noise: ActNorm's init on 3 examples already scales a lot, and larger
   # random weights make the float32 inverse of the deep image flows ill-conditioned.
   params, state = _perturbed(family, x, noise=0.05)
-  return family, params, state, x, pre, flows.build(family_config(arch, variant, pre), shape)
+  return family, params, state, x, pre, flows.build(_model_config(arch, variant, pre).model,
+                                                    shape)
 
 
-def family_config(arch, variant, pre):
-  return _config(arch, variant, preprocess=pre).model
+def _model_config(arch, variant, pre):
+  # Glow with its own contracting coupling scale, RealNVP with the tanh bound.
+  extra = dict(coupling_scale="sigmoid") if arch == "glow" else {}
+  return _config(arch, variant, preprocess=pre, **extra)
 
 
 def test_whole_model_inverts_and_log_prob_matches_change_of_variables(model):
@@ -171,3 +174,6 @@ def test_bad_flow_configs_are_rejected():
     flows.make(_config("maf", "dequantized_8bit", preprocess="log"), spec_lib.example((4, 4, 1)))
   with pytest.raises(errors.ConfigError, match="temperature"):
     flows.make(_config("nsf", "continuous", temperature=0.0), spec_lib.example((2,)))
+  with pytest.raises(errors.ConfigError, match="model.coupling_scale"):
+    flows.make(_config("glow", "dequantized_8bit", coupling_scale="exp"),
+               spec_lib.example((4, 4, 2)))

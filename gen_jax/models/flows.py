@@ -78,6 +78,7 @@ class ImageFlow(nn.Module):
   hidden: int = 64
   scale_bound: float = 2.0
   actnorm: bool = True
+  coupling_scale: str = "tanh"
 
   def setup(self):
     self.z_shapes, self.final_shape = _image_layout(self.arch, self.levels, self.image_shape)
@@ -89,10 +90,12 @@ class ImageFlow(nn.Module):
         layers.append(bij.Squeeze())
         for k in range(self.steps):
           layers += [bij.ActNorm(), bij.Invertible1x1Conv(),
-                     bij.AffineCoupling("channel", bool(k % 2), self.hidden, self.scale_bound)]
+                     bij.AffineCoupling("channel", bool(k % 2), self.hidden, self.scale_bound,
+                                         self.coupling_scale)]
       else:
         def coupling(mask, k):
-          c = [bij.AffineCoupling(mask, bool(k % 2), self.hidden, self.scale_bound)]
+          c = [bij.AffineCoupling(mask, bool(k % 2), self.hidden, self.scale_bound,
+                                 self.coupling_scale)]
           return c + [bij.ActNorm()] if self.actnorm else c
         for k in range(self.steps + int(last)):
           layers += coupling("checkerboard", k)
@@ -171,6 +174,8 @@ def _check(m: ml_collections.ConfigDict, variant: str, x_shape: tuple) -> None:
   if m.steps < 1 or (m.arch in IMAGE_ARCHS and m.levels < 1):
     raise errors.ConfigError(f"model.steps and model.levels must be >= 1 (got {m.steps}, "
                              f"{m.get('levels')})")
+  if m.arch in IMAGE_ARCHS and m.get("coupling_scale", "tanh") not in bij.SCALES:
+    raise errors.ConfigError(errors.choices("model.coupling_scale", m.coupling_scale, bij.SCALES))
   if m.temperature <= 0:
     raise errors.ConfigError(f"model.temperature must be > 0 (got {m.temperature})")
   accounting._check(m.preprocess, m.logit_alpha)  # pylint: disable=protected-access
@@ -185,7 +190,7 @@ def build(m: ml_collections.ConfigDict, x_shape: tuple) -> nn.Module:
   """
   if m.arch in IMAGE_ARCHS:
     return ImageFlow(m.arch, tuple(x_shape), m.levels, m.steps, m.hidden, m.scale_bound,
-                     m.actnorm)
+                     m.actnorm, m.get("coupling_scale", "tanh"))
   return FlatFlow(m.arch, m.steps, tuple(m.hidden), m.scale_bound, m.actnorm,
                   m.get("num_bins", 8), m.get("tail_bound", 3.0))
 

@@ -44,6 +44,25 @@ def bounded_log_scale(raw: jax.Array, bound: float) -> jax.Array:
   return bound * jnp.tanh(raw / bound)
 
 
+SCALES = ("tanh", "sigmoid")
+
+
+def coupling_log_scale(raw: jax.Array, scale: str, bound: float) -> jax.Array:
+  """An affine coupling's log-scale from its conditioner's raw output.
+
+  "tanh": `bounded_log_scale(raw, bound)`, a factor in [e^-bound, e^bound],
+    1 at raw = 0 (RealNVP's soft bound).
+  "sigmoid": log sigmoid(raw + 2), a factor in (0, 1), 0.88 at raw = 0 (the
+    Glow code's choice): every coupling contracts, so no coupling can blow an
+    unusual input up; ActNorm and the 1x1 convolutions still rescale freely.
+  """
+  if scale == "tanh":
+    return bounded_log_scale(raw, bound)
+  if scale == "sigmoid":
+    return jax.nn.log_sigmoid(raw + 2.0)
+  raise ValueError(f"coupling scale must be one of {SCALES} (got {scale!r})")
+
+
 def _sum_event(v: jax.Array) -> jax.Array:
   return v.reshape(v.shape[0], -1).sum(-1)
 
@@ -61,13 +80,14 @@ def _join_half(a: jax.Array, b: jax.Array, parity: bool) -> jax.Array:
   return jnp.flip(x, -1) if parity else x
 
 
-def _affine(x: jax.Array, raw: jax.Array, bound: float, reverse: bool):
+def _affine(x: jax.Array, raw: jax.Array, bound: float, reverse: bool, scale: str = "tanh"):
   """Elementwise y = x * exp(log_s) + t (or its inverse); raw = [raw_log_s, t] on the last axis.
 
-  Returns (y, elementwise log|dy/dx|), both shaped like x.
+  log_s = `coupling_log_scale(raw_log_s, scale, bound)`. Returns (y,
+  elementwise log|dy/dx|), both shaped like x.
   """
   raw_s, t = jnp.split(raw, 2, axis=-1)
-  log_s = bounded_log_scale(raw_s, bound)
+  log_s = coupling_log_scale(raw_s, scale, bound)
   if reverse:
     return (x - t) * jnp.exp(-log_s), -log_s
   return x * jnp.exp(log_s) + t, log_s
@@ -106,13 +126,16 @@ class AffineCoupling(nn.Module):
   last C//2 with `parity`) condition the rest. The transformed part becomes
   x * exp(log_s) + t with (log_s, t) from a small conv net on the conditioning
   part, whose last layer is zero-initialized so the layer starts at the
-  identity. log_s = scale_bound * tanh(raw / scale_bound), so each coupling
-  scales by at most exp(+-scale_bound) (default 2: a factor in [0.14, 7.4]).
+  identity. With scale="tanh", log_s = scale_bound * tanh(raw / scale_bound),
+  so each coupling scales by at most exp(+-scale_bound) (default 2: a factor
+  in [0.14, 7.4]); scale="sigmoid" is Glow's contracting sigmoid(raw + 2)
+  (see `coupling_log_scale`).
   """
   mask: str = "checkerboard"
   parity: bool = False
   hidden: int = 64
   scale_bound: float = 2.0
+  scale: str = "tanh"
 
   @nn.compact
   def __call__(self, x, reverse: bool = False):
@@ -121,7 +144,7 @@ class AffineCoupling(nn.Module):
       hh, ww = jnp.meshgrid(jnp.arange(x.shape[1]), jnp.arange(x.shape[2]), indexing="ij")
       m = ((hh + ww) % 2 == int(self.parity)).astype(x.dtype)[:, :, None]
       raw = _ConvNet(self.hidden, 2 * c, name="net")(x * m)
-      y, ld = _affine(x, raw, self.scale_bound, reverse)
+      y, ld = _affine(x, raw, self.scale_bound, reverse, self.scale)
       # Conditioning pixels pass through; their log-det entries are dropped.
       return m * x + (1 - m) * y, _sum_event((1 - m) * ld)
     if self.mask == "channel":
@@ -129,7 +152,7 @@ class AffineCoupling(nn.Module):
         raise ValueError(f"mask 'channel' needs at least 2 channels (got {c})")
       a, b = _split_half(x, self.parity)
       raw = _ConvNet(self.hidden, 2 * b.shape[-1], name="net")(a)
-      y_b, ld = _affine(b, raw, self.scale_bound, reverse)
+      y_b, ld = _affine(b, raw, self.scale_bound, reverse, self.scale)
       return _join_half(a, y_b, self.parity), _sum_event(ld)
     raise ValueError(f"mask must be 'checkerboard' or 'channel' (got {self.mask!r})")
 
