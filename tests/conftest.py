@@ -13,6 +13,7 @@ if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(SHARED_TFDS):
 
 
 _CACHE_DIR = pytest.StashKey[str]()
+_CACHE_ENV = "GEN_JAX_TEST_XLA_CACHE"
 
 
 def pytest_configure(config):
@@ -25,8 +26,12 @@ def pytest_configure(config):
   import tempfile  # pylint: disable=g-import-not-at-top
 
   import jax  # pylint: disable=g-import-not-at-top
-  cache = tempfile.mkdtemp(prefix="gen_jax_xla_cache_")
-  config.stash[_CACHE_DIR] = cache
+  # One folder for the whole session: made by the first process (pytest itself, or
+  # the xdist controller), inherited by every xdist worker through the environment.
+  cache = os.environ.get(_CACHE_ENV)
+  if not cache:
+    cache = os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="gen_jax_xla_cache_")
+    config.stash[_CACHE_DIR] = cache
   jax.config.update("jax_compilation_cache_dir", cache)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
