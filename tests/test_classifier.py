@@ -1,4 +1,7 @@
 """The classifier family, its accuracy evaluator and the classifier-feature metrics plumbing."""
+import os
+import threading
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -12,6 +15,7 @@ from gen_jax.data import spec as spec_lib
 from gen_jax.evaluators import feature_space
 from gen_jax.models import classifier
 from gen_jax.trainers import loop
+from gen_jax.utils import locks
 
 
 def _config():
@@ -70,6 +74,23 @@ def test_smoke_classifier_trains_and_its_features_separate_classes(tmp_path):
   acc = float(np.mean(clf.predict(x) == test.y))
   assert acc > 0.7, acc
   assert f"test accuracy {acc:.4f}" in clf.description
+
+
+def test_a_prerequisite_another_process_is_training_is_waited_for_not_trained_again(
+    tmp_path, capsys):
+  workdir = str(tmp_path / "clf")
+  config = ml_collections.ConfigDict(dict(evals=dict(q=dict(
+      type="sample_quality", classifier_config="experiments/classifier_mnist.py:smoke",
+      classifier_workdir=workdir, train_missing=True))))
+  waiter = threading.Thread(target=loop.train_prerequisites, args=(config,))
+  with locks.held(os.path.join(workdir, loop.PREREQUISITE_LOCK)):   # "another process"
+    waiter.start()
+    waiter.join(timeout=0.5)
+    assert waiter.is_alive()                   # blocked on the lock, not training
+    os.makedirs(os.path.join(workdir, "checkpoints", "100"))   # the holder finishes
+  waiter.join(timeout=30)
+  assert not waiter.is_alive()
+  assert "training" not in capsys.readouterr().out    # found the finished run
 
 
 @needs_tfds("mnist")

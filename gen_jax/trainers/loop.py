@@ -30,7 +30,7 @@ from gen_jax.data import pipeline, sources, variants
 from gen_jax.data import spec as spec_lib
 from gen_jax.evaluators import context, run_evals
 from gen_jax.trainers import checks
-from gen_jax.utils import ckpt, images, sample_files, writers
+from gen_jax.utils import ckpt, images, locks, sample_files, writers
 
 
 @dataclasses.dataclass
@@ -453,20 +453,27 @@ def _tidy(run: Run, start: int) -> None:
     multihost_utils.sync_global_devices("gen_jax: checkpoints tidied")
 
 
+PREREQUISITE_LOCK = ".prerequisite.lock"
+
+
 def train_prerequisites(config: ml_collections.ConfigDict) -> None:
   """Trains the runs evaluators depend on (e.g. a feature classifier) when missing.
 
   Only for evaluators with `train_missing=True` (smoke configs); otherwise a
-  missing run is the evaluator's one-line error naming the command.
+  missing run is the evaluator's one-line error naming the command. Processes
+  that need the same prerequisite at once (test workers, parallel runs) take
+  turns on a lock file in its workdir: one trains it, the others wait and then
+  find its checkpoint, never a half-trained one.
   """
   for ec in config.evals.values():
     module = registry.evaluator_module(ec.type)
     if not ec.get("train_missing", False) or not hasattr(module, "prerequisites"):
       continue
     for spec, workdir in module.prerequisites(ec):
-      if not glob.glob(os.path.join(workdir, "checkpoints", "[0-9]*")):
-        log(f"training {spec} in {workdir} (needed by evals)")
-        train(config_lib.load_config(config_lib.resolve(spec)), workdir)
+      with locks.held(os.path.join(workdir, PREREQUISITE_LOCK)):
+        if not glob.glob(os.path.join(workdir, "checkpoints", "[0-9]*")):
+          log(f"training {spec} in {workdir} (needed by evals)")
+          train(config_lib.load_config(config_lib.resolve(spec)), workdir)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
