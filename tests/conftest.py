@@ -67,8 +67,19 @@ def subprocess_env(devices: int = 1) -> dict:
   """The environment of a test's child process: `devices` fake CPU devices, and XLA's
   optimizations off (the children run tiny models for a few steps: compiling is most
   of their time)."""
-  return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+  return {**os.environ, **compilation_cache_env(),
+          "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
           "JAX_DISABLE_MOST_OPTIMIZATIONS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def compilation_cache_env() -> dict:
+  """Environment variables that give a child process (a run, a notebook kernel) the
+  session's compilation cache: a child that compiles what an earlier one did reads it."""
+  cache = os.environ.get(_CACHE_ENV, "")
+  if not cache:
+    return {}
+  return {"JAX_COMPILATION_CACHE_DIR": cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 def run_main(args, devices: int = 1, env=None, timeout=300, popen=False, **kwargs):

@@ -4,7 +4,7 @@ import os
 
 import nbformat
 import pytest
-from conftest import REPO
+from conftest import REPO, compilation_cache_env
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))
@@ -20,6 +20,8 @@ def test_notebook_executes(path, monkeypatch):
   # few steps, so compiling is most of their time: compile them cheaply.
   cheap = os.path.basename(path) not in COMPUTE_BOUND
   monkeypatch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "1" if cheap else "0")
+  for k, v in compilation_cache_env().items():   # a notebook recompiles what it trained with
+    monkeypatch.setenv(k, v)
   nb = nbformat.read(path, as_version=4)
   NotebookClient(nb, timeout=600, kernel_name="python3",
                  resources={"metadata": {"path": os.path.dirname(path)}}).execute()

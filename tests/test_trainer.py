@@ -187,11 +187,8 @@ def test_sigkill_then_sigterm_then_resume_is_bit_identical(tmp_path):
   args = ["--config", QUICK, f"--config.total_steps={total}", "--config.log_every_steps=20",
           "--config.eval_at_end=False"]
   # 4 x 2,000 steps: compute. The four processes compile the same programs: the later
-  # three read them from a compilation cache the first one fills.
-  env = {**OPTIMIZED, "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla_cache"),
-         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-  run_main = functools.partial(conftest.run_main, env=env)
+  # three read them from the session's compilation cache (conftest) the first one fills.
+  run_main = functools.partial(conftest.run_main, env=OPTIMIZED)
   ref = run_main(args + ["--workdir", str(tmp_path / "ref"), f"--config.ckpt_every_steps={total}"])
   assert ref.returncode == 0, ref.stderr[-2000:]
   run, ckdir = tmp_path / "run", tmp_path / "run" / "checkpoints"
