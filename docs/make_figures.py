@@ -9,7 +9,14 @@ read from each workdir's samples/ folder.
 `bpd_curves`: test bits/dim (with its standard error) and the training loss
 against epochs, one line per run, from each workdir's metrics.jsonl (the
 evaluations `eval_every_steps` wrote), with the paper's number dashed.
+
+`iwae_curve`: the test log-likelihood estimate log p^(x) (IWAE estimator, the
+evaluator's k) with its standard error against epochs, one point per
+evaluation the workdir's eval/ folder holds (the end of training, and any
+`--mode eval --step N` of a kept checkpoint), with how many test images each
+used; the paper's number dashed.
 """
+import re
 import glob
 import json
 import os
@@ -107,6 +114,56 @@ def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> s
   return path
 
 
+def iwae_curve(workdirs: list[str], out: str = "iwae_mnist_curve.png") -> str:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+  span = []   # every value drawn, so the paper's line stays in view
+  for i, w in enumerate(workdirs):
+    with open(os.path.join(w, "config.json")) as f:
+      config = json.load(f)
+    with open(os.path.join(w, "run_info.jsonl")) as f:
+      n_train = [json.loads(line) for line in f if line.strip()][0]["train_examples"]
+    per_epoch = n_train / config["data"]["batch_size"]
+    points = []
+    for path in sorted(glob.glob(os.path.join(w, "eval", "step_*.json"))):
+      with open(path) as f:
+        e = json.load(f)
+      if "test_ll/nll_iwae" not in e["results"]:
+        continue
+      n = int(re.search(r"over (\d+) examples", e["units"]["test_ll/nll_iwae"]).group(1))
+      points.append((e["step"] / per_epoch, -e["results"]["test_ll/nll_iwae"],
+                     e["results"]["test_ll/nll_iwae_sem"], n))
+    k = config["evals"]["test_ll"]["kwargs"]["k"]
+    color, name = f"C{i}", os.path.basename(os.path.normpath(w))
+    for n in sorted({p[3] for p in points}, reverse=True):
+      ep, ll, se, _ = map(np.asarray, zip(*[p for p in points if p[3] == n], strict=True))
+      span += list(ll - se) + list(ll + se)
+      ax.errorbar(ep, ll, yerr=se, color=color, marker="o" if n >= 10000 else "s",
+                  ms=4, lw=1.2, ls="-" if n >= 10000 else ":", capsize=2,
+                  label=f"{name}: {n:,} test images, k={k} ({ll[-1]:.2f} ± {se[-1]:.2f} "
+                        f"at {ep[-1]:.1f} epochs)")
+    ref = config.get("reference", {})
+    if ref.get("value"):
+      span.append(-ref["value"])
+      ax.axhline(-ref["value"], color="k", ls="--", lw=0.8,
+                 label=f"paper −{ref['value']} (k={config['model']['k']}, "
+                       f"{ref.get('epochs', 0):,.0f} epochs)")
+  ax.set_ylim(min(span) - 1.0, max(span) + 1.0)
+  ax.set_xlim(left=0)
+  ax.set_xlabel("epochs")
+  ax.set_ylabel("test log p̂(x), nats")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  ax.set_title("IWAE on binarized MNIST: test log-likelihood against epochs (2 CPU cores)")
+  fig.tight_layout()
+  path = os.path.join(DOCS, out)
+  fig.savefig(path)
+  return path
+
+
 if __name__ == "__main__":
   figure, dirs = sys.argv[1], sys.argv[2:]
-  print({"flows_toy2d": flows_toy2d, "bpd_curves": bpd_curves}[figure](dirs))
+  print({"flows_toy2d": flows_toy2d, "bpd_curves": bpd_curves,
+         "iwae_curve": iwae_curve}[figure](dirs))
