@@ -16,10 +16,10 @@ evaluation the workdir's eval/ folder holds (the end of training, and any
 `--mode eval --step N` of a kept checkpoint), with how many test images each
 used; the paper's number dashed.
 """
-import re
 import glob
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -56,20 +56,40 @@ def flows_toy2d(workdirs: list[str]) -> str:
   return images.save_image(os.path.join(DOCS, "flows_toy2d.png"), panel)
 
 
+def _axes():
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt.subplots(figsize=(7, 4.2), dpi=120)
+
+
+def _run(workdir: str) -> tuple[dict, float]:
+  """(the run's config, its training steps per epoch)."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = json.load(f)
+  with open(os.path.join(workdir, "run_info.jsonl")) as f:
+    n_train = [json.loads(line) for line in f if line.strip()][0]["train_examples"]
+  return config, n_train / config["data"]["batch_size"]
+
+
+def _save(fig, ax, title: str, out: str) -> str:
+  ax.set_xlabel("epochs")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  ax.set_title(title)
+  fig.tight_layout()
+  path = os.path.join(DOCS, out)
+  fig.savefig(path)
+  return path
+
+
 TOP = 3.0   # bits/dim: the top of the curve figure; larger test means are marked at its edge
 
 
 def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> str:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+  fig, ax = _axes()
   for i, w in enumerate(workdirs):
-    with open(os.path.join(w, "config.json")) as f:
-      config = json.load(f)
-    with open(os.path.join(w, "run_info.jsonl")) as f:
-      n_train = [json.loads(line) for line in f if line.strip()][0]["train_examples"]
-    per_epoch = n_train / config["data"]["batch_size"]
+    config, per_epoch = _run(w)
     rows = [json.loads(line) for line in open(os.path.join(w, "metrics.jsonl")) if line.strip()]
     test = [(r["step"] / per_epoch, r["test_ll/bpd"], r.get("test_ll/bpd_sem", 0.0))
             for r in rows if "test_ll/bpd" in r]
@@ -102,30 +122,16 @@ def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> s
     if ref.get("value"):
       ax.axhline(ref["value"], color=color, ls="--", lw=0.8,
                  label=f"paper {ref['value']} ({config['model']['arch']})")
-  ax.set_xlabel("epochs")
   ax.set_ylabel("bits/dim (8-bit, dequantized)")
   ax.set_ylim(0.9, TOP)
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
-  ax.set_title("MNIST test bits/dim against epochs (2 CPU cores)")
-  fig.tight_layout()
-  path = os.path.join(DOCS, out)
-  fig.savefig(path)
-  return path
+  return _save(fig, ax, "MNIST test bits/dim against epochs (2 CPU cores)", out)
 
 
 def iwae_curve(workdirs: list[str], out: str = "iwae_mnist_curve.png") -> str:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+  fig, ax = _axes()
   span = []   # every value drawn, so the paper's line stays in view
   for i, w in enumerate(workdirs):
-    with open(os.path.join(w, "config.json")) as f:
-      config = json.load(f)
-    with open(os.path.join(w, "run_info.jsonl")) as f:
-      n_train = [json.loads(line) for line in f if line.strip()][0]["train_examples"]
-    per_epoch = n_train / config["data"]["batch_size"]
+    config, per_epoch = _run(w)
     points = []
     for path in sorted(glob.glob(os.path.join(w, "eval", "step_*.json"))):
       with open(path) as f:
@@ -152,15 +158,9 @@ def iwae_curve(workdirs: list[str], out: str = "iwae_mnist_curve.png") -> str:
                        f"{ref.get('epochs', 0):,.0f} epochs)")
   ax.set_ylim(min(span) - 1.0, max(span) + 1.0)
   ax.set_xlim(left=0)
-  ax.set_xlabel("epochs")
   ax.set_ylabel("test log p̂(x), nats")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
-  ax.set_title("IWAE on binarized MNIST: test log-likelihood against epochs (2 CPU cores)")
-  fig.tight_layout()
-  path = os.path.join(DOCS, out)
-  fig.savefig(path)
-  return path
+  return _save(fig, ax, "IWAE on binarized MNIST: test log-likelihood against epochs "
+               "(2 CPU cores)", out)
 
 
 if __name__ == "__main__":

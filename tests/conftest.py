@@ -1,4 +1,5 @@
 """Shared test setup: CPU only, offline data from TFDS_DATA_DIR when present."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -32,9 +33,14 @@ def pytest_configure(config):
   if not cache:
     cache = os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="gen_jax_xla_cache_")
     config.stash[_CACHE_DIR] = cache
-  jax.config.update("jax_compilation_cache_dir", cache)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  for name, value in _cache_settings(cache).items():
+    jax.config.update(name, value)
+
+
+def _cache_settings(cache: str) -> dict:
+  """JAX options that send every compiled program, however small or quick, to `cache`."""
+  return {"jax_compilation_cache_dir": cache, "jax_persistent_cache_min_compile_time_secs": 0.0,
+          "jax_persistent_cache_min_entry_size_bytes": 0}
 
 
 def pytest_unconfigure(config):
@@ -53,14 +59,23 @@ def needs_tfds(name: str):
       reason=f"needs the real TFDS dataset {name!r}: set TFDS_DATA_DIR to a folder holding it")
 
 
+@contextlib.contextmanager
+def xla_optimizations(enabled: bool):
+  """XLA's optimization passes on or off inside the block, as they were after it."""
+  import jax  # pylint: disable=g-import-not-at-top
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", not enabled)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", old)
+
+
 @pytest.fixture(scope="module")
 def cheap_compiles():
   """For modules of many tiny models: XLA's optimization passes cost more than they save."""
-  import jax  # pylint: disable=g-import-not-at-top
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+  with xla_optimizations(False):
+    yield
 
 
 def subprocess_env(devices: int = 1) -> dict:
@@ -76,10 +91,7 @@ def compilation_cache_env() -> dict:
   """Environment variables that give a child process (a run, a notebook kernel) the
   session's compilation cache: a child that compiles what an earlier one did reads it."""
   cache = os.environ.get(_CACHE_ENV, "")
-  if not cache:
-    return {}
-  return {"JAX_COMPILATION_CACHE_DIR": cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+  return {k.upper(): str(v) for k, v in _cache_settings(cache).items()} if cache else {}
 
 
 def run_main(args, devices: int = 1, env=None, timeout=300, popen=False, **kwargs):

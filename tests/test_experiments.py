@@ -4,9 +4,8 @@ import importlib.util
 import json
 import os
 
-import jax
 import pytest
-from conftest import REPO
+from conftest import REPO, xla_optimizations
 
 from gen_jax import config_lib, report
 from gen_jax.trainers import loop
@@ -60,10 +59,8 @@ COMPUTE_BOUND = ("classifier_mnist.py", "classifier_fashion_mnist.py")
 def compile_cheaply_unless_compute_bound(request):
   """Most smokes run ~10 steps of tiny models, so compiling is nearly all their time."""
   cheap = os.path.basename(request.node.callspec.params["path"]) not in COMPUTE_BOUND
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", cheap)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+  with xla_optimizations(not cheap):
+    yield
 
 
 @pytest.mark.parametrize("path", TRAINING, ids=os.path.basename)

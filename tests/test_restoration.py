@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from conftest import experiment
+from conftest import experiment, xla_optimizations
 from PIL import Image
 from scipy import ndimage
 from skimage import metrics as skm
@@ -46,13 +46,9 @@ def classifier_ec():
       "classifier_config", "classifier_workdir", "classifier_name", "train_missing")})
   ec.batch_size = 297
   # 100 conv steps: compute-bound, so XLA's optimizations pay for themselves here.
-  cheap = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", False)
-  try:
+  with xla_optimizations(True):
     loop.train_prerequisites(ml_collections.ConfigDict(
         dict(evals=dict(q=dict(type="sample_quality", **ec)))))
-  finally:
-    jax.config.update("jax_disable_most_optimizations", cheap)
   return ec
 
 
