@@ -19,6 +19,10 @@ is present. Train-step contenders, in milliseconds per step:
                   starting from the trainer's initial weights, its
                   `configure_optimizers` (constant lr) and `train_step`, on
                   random 12 x 64 batches already on the device
+  matmul_floor    the step's matrix products alone (every Dense's forward,
+                  input and kernel gradients, attention's six batched products,
+                  the tied head's three), one jitted call per step: a floor
+                  for any float32 step on XLA's matmul kernels
   torch_compile   the same with torch.compile(model); only with --compile
                   (compiling on CPU takes minutes and needs a C++ toolchain)
 Decode contenders, in new tokens per second at batch 1 and batch 12 (a
@@ -143,6 +147,53 @@ def trainer_contender(name: str, run: loop.Run, k: int, steps: int, warmup: int)
     jax.block_until_ready(ts)
     return _ms_per_step(t0, calls * k)
   return Contender(name, "ms/step", lambda: chunk(steps), lambda: chunk(max(warmup, 1)))
+
+
+def matmul_floor_contender(m, batch: int, vocab: int, steps: int) -> Contender:
+  """Every matrix product of one train step, and nothing else, in one jitted call.
+
+  Per layer: each Dense's forward x W, input gradient dy W^T and kernel
+  gradient x^T dy (c_attn, attn c_proj, c_fc, mlp c_proj, on [B T, features]
+  rows), attention's two forward batched products (q k^T, p v) and four
+  backward ones; then the tied head's forward and two gradients. The inputs
+  are distinct random arrays per layer (nothing can be shared), the outputs
+  are all returned. Its ms/call bounds from below any step that keeps these
+  products in float32 on XLA's matmul kernels: the rest of a step (LayerNorm,
+  softmax, GELU, the loss, AdamW, the data) only adds to it.
+  """
+  n, d, h, t = batch * m.block_size, m.n_embd, m.n_head, m.block_size
+  dh = d // h
+  widths = ((d, 3 * d), (d, d), (d, 4 * d), (4 * d, d))
+  count = iter(range(10**6))
+  draw = lambda *shape: jax.random.normal(jax.random.fold_in(jax.random.key(0), next(count)),
+                                          shape, jnp.float32)
+  layers = [{"dense": [(draw(n, i), draw(i, o), draw(n, o)) for i, o in widths],
+             "attn": [draw(batch, h, t, dh) for _ in range(3)]
+             + [draw(batch, h, t, t), draw(batch, h, t, dh)]} for _ in range(m.n_layer)]
+  head = (draw(n, d), draw(vocab, d), draw(n, vocab))
+
+  @jax.jit
+  def products(layers, head):
+    out = []
+    for layer in layers:
+      for x, w, dy in layer["dense"]:
+        out += [x @ w, dy @ w.T, x.T @ dy]
+      q, k, v, p, dy = layer["attn"]
+      mm = lambda eq, a, b: jnp.einsum(eq, a, b)
+      out += [mm("bhtd,bhsd->bhts", q, k), mm("bhts,bhsd->bhtd", p, v),      # forward
+              mm("bhtd,bhsd->bhts", dy, v), mm("bhts,bhtd->bhsd", p, dy),    # dp, dv
+              mm("bhts,bhsd->bhtd", p, k), mm("bhts,bhtd->bhsd", p, q)]      # dq, dk
+    x, e, dlogits = head
+    out += [x @ e.T, dlogits @ e, dlogits.T @ x]
+    return out
+
+  def chunk(calls: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(calls):
+      res = products(layers, head)
+    jax.block_until_ready(res)
+    return _ms_per_step(t0, calls)
+  return Contender("matmul_floor", "ms/step", lambda: chunk(steps), lambda: chunk(2))
 
 
 def import_torch(disabled: bool):
@@ -346,7 +397,8 @@ def main(argv=None) -> dict:
             f"{step_flops / 1e9:.2f} GFLOP/step")
 
       contenders = [trainer_contender("trainer", run, 1, args.steps, args.warmup),
-                    trainer_contender("trainer_scan10", run, SCAN_K, args.steps, args.warmup)]
+                    trainer_contender("trainer_scan10", run, SCAN_K, args.steps, args.warmup),
+                    matmul_floor_contender(m, batch, vocab, args.steps)]
       if torch is not None:
         extra, torch_device = torch_contenders(torch, tnano, m, batch, vocab, host_params,
                                                args.dtype, args.steps, args.warmup,

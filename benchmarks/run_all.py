@@ -71,6 +71,13 @@ def rows_of(name: str, r: dict) -> list[dict]:
     ms = {row["contender"]: row["value"] for row in r["rows"]}
     out = [_row("gpt", f"char GPT, trainer step ({r['dtype']})", ms["trainer"],
                 "PyTorch eager", ms.get("torch_eager"), 1.5, "ms/step")]
+    if "trainer_scan10" in ms:
+      out.append(_row("gpt", "same, 10 steps per call in a lax.scan", ms["trainer_scan10"],
+                      "PyTorch eager", ms.get("torch_eager"), None, "ms/step"))
+    if "matmul_floor" in ms:
+      out.append(_row("gpt", "the step's matrix products alone (a floor, not a step)",
+                      ms["matmul_floor"], "PyTorch eager", ms.get("torch_eager"), None,
+                      "ms/step", note="float32 XLA matmuls; the rest of a step adds to it"))
     speed = r.get("decode_speedup_kv_over_full", {})
     for b, s in speed.items():
       out.append(_row("gpt", f"decode batch {b}: KV cache vs full forward",

@@ -316,3 +316,18 @@ def test_gelu_is_the_exact_gelu_in_values_and_gradients():
   np.testing.assert_allclose(g, ref, atol=5e-6, rtol=1e-5)
   # Not the tanh approximation, which differs by up to ~5e-4.
   assert float(jnp.abs(tfm.gelu_exact(x) - jax.nn.gelu(x, approximate=True)).max()) > 1e-4
+
+
+def test_rows_dense_is_dense_in_parameters_values_and_gradients():
+  x = jax.random.normal(jax.random.key(3), (3, 5, 7))
+  ref, rows = flax.linen.Dense(4), tfm.RowsDense(4)
+  params = ref.init(jax.random.key(4), x)
+  assert (jax.tree.map(jnp.shape, rows.init(jax.random.key(4), x))
+          == jax.tree.map(jnp.shape, params))
+  params = jax.tree.map(lambda a: a + 0.1, params)       # nonzero bias
+  loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))
+  np.testing.assert_allclose(rows.apply(params, x), ref.apply(params, x), rtol=1e-6, atol=1e-6)
+  got = jax.grad(loss(rows), argnums=(0, 1))(params, x)
+  want = jax.grad(loss(ref), argnums=(0, 1))(params, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, want)
+  assert rows.apply(params, x[0, 0]).shape == (4,)        # 1-D input: no leading axes

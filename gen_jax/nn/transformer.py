@@ -95,9 +95,25 @@ def attention_probs(q: jax.Array, k: jax.Array, mask: jax.Array) -> jax.Array:
   return jax.nn.softmax(scores, axis=-1)
 
 
+class RowsDense(nn.Dense):
+  """nn.Dense over the last axis that multiplies one [rows, features] matrix.
+
+  Same parameters ("kernel", "bias") and outputs as nn.Dense; the leading axes
+  are folded into one before the product. With [B, T, D] inputs, the kernel
+  gradient is then a plain x^T dy product: XLA:CPU otherwise contracts over
+  (B, T) through a transposed copy of dy, once per layer and step.
+  """
+
+  @nn.compact
+  def __call__(self, inputs: jax.Array) -> jax.Array:
+    lead = inputs.shape[:-1]
+    y = super().__call__(inputs.reshape(-1, inputs.shape[-1]))
+    return y.reshape(*lead, y.shape[-1])
+
+
 def _dense(features: int, bias: bool, dtype: Any, name: str, kernel_init=INIT) -> nn.Dense:
-  return nn.Dense(features, use_bias=bias, dtype=dtype, param_dtype=jnp.float32,
-                  kernel_init=kernel_init, name=name)
+  return RowsDense(features, use_bias=bias, dtype=dtype, param_dtype=jnp.float32,
+                   kernel_init=kernel_init, name=name)
 
 
 def _layer_norm(bias: bool, dtype: Any, name: Optional[str] = None) -> nn.LayerNorm:
