@@ -9,16 +9,12 @@ experiments/gpt_shakespeare_char.py (4 layers, 4 heads, 128 wide, block 64,
 vocabulary 65, biases, no dropout, batch 12; AdamW lr 1e-3, betas (0.9, 0.99),
 weight decay 0.1 on matrices, gradient clipping 1.0), on whatever JAX backend
 is present. Train-step contenders, in milliseconds per step:
-  trainer         gen_jax's real step: `loop.make_step_fn(run)` (k=1, state
-                  donated) fed by the run's loader + `parallel.to_global`, as
-                  `loop.train` drives it (warmup + cosine schedule included)
-  trainer_scan10  `loop.make_step_fn(run, k=10)`: a lax.scan of 10 steps per
-                  call on 10 loader batches (`loop.train` with
-                  steps_per_dispatch=10); ms per step
-  torch_eager     benchmarks/torch_nanogpt.py's GPT with the same shapes,
-                  starting from the trainer's initial weights, its
-                  `configure_optimizers` (constant lr) and `train_step`, on
-                  random 12 x 64 batches already on the device
+  trainer         gen_jax's real step: `loop.make_step_fn(run, k)` with the
+                  experiment's steps_per_dispatch k (a lax.scan of k steps
+                  per call, state donated) fed by k of the run's loader
+                  batches + `parallel.to_global`, as `loop.train` drives it
+                  (warmup + cosine schedule included); ms per step
+  trainer_k1      the same at one step per call
   matmul_floor    the step's matrix products alone (every Dense's forward,
                   input and kernel gradients, attention's six batched products,
                   the tied head's three), one jitted call per step: a floor
@@ -82,7 +78,6 @@ TORCH_NANOGPT = os.path.join(REPO, "benchmarks", "torch_nanogpt.py")
 # nanoGPT's tiny-shakespeare character set: 65 symbols.
 ALPHABET = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 NUM_CHARS = 200_000
-SCAN_K = 10                     # steps per call of trainer_scan10
 DECODE_BATCHES = (1, 12)
 PROMPT_LEN = 1
 TORCH_POOL = 32                 # distinct random torch batches, cycled
@@ -112,7 +107,6 @@ def make_config(txt_path: str, dtype: str):
       "data.name=txt", f"data.path={txt_path}", "data.train_split=nanogpt_train",
       "data.eval_split=nanogpt_val", "eval_at_end=False", f"model.dtype={dtype}"])
   c.evals = {}
-  c.steps_per_dispatch = 1
   m, o = c.model, c.optim.model
   assert (m.n_layer, m.n_head, m.n_embd, m.block_size, m.dropout, m.bias) == \
       (4, 4, 128, 64, 0.0, True), m
@@ -336,8 +330,8 @@ def default_peak(device_kind: str) -> float | None:
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--steps", type=int, default=100,
-                      help=f"timed train steps per round per contender (trainer_scan10 rounds "
-                           f"up to a multiple of {SCAN_K})")
+                      help="timed train steps per round per contender (the trainer rounds "
+                           "up to a multiple of its steps per call)")
   parser.add_argument("--rounds", type=int, default=5, help="rounds; the median is reported")
   parser.add_argument("--warmup", type=int, default=10,
                       help="untimed train steps per contender before the rounds (after "
@@ -396,8 +390,10 @@ def main(argv=None) -> dict:
             f"vocab {vocab}, {num_params / 1e6:.2f}M params (no wpe), {args.dtype}; "
             f"{step_flops / 1e9:.2f} GFLOP/step")
 
-      contenders = [trainer_contender("trainer", run, 1, args.steps, args.warmup),
-                    trainer_contender("trainer_scan10", run, SCAN_K, args.steps, args.warmup),
+      k = config.steps_per_dispatch
+      print(f"trainer: {k} steps per call (the experiment's steps_per_dispatch)")
+      contenders = [trainer_contender("trainer", run, k, args.steps, args.warmup),
+                    trainer_contender("trainer_k1", run, 1, args.steps, args.warmup),
                     matmul_floor_contender(m, batch, vocab, args.steps)]
       if torch is not None:
         extra, torch_device = torch_contenders(torch, tnano, m, batch, vocab, host_params,
@@ -478,7 +474,7 @@ def main(argv=None) -> dict:
       batch_size=batch,
       steps=args.steps, rounds=args.rounds, warmup=args.warmup,
       decode_calls=args.decode_calls,
-      scan_steps_per_call=SCAN_K,
+      trainer_steps_per_call=config.steps_per_dispatch,
       num_params_no_wpe=num_params,
       flops_per_step=step_flops,
       peak_tflops=peak,

@@ -21,8 +21,12 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gen_jax import provenance  # noqa: E402  pylint: disable=g-import-not-at-top
+from gen_jax.utils import host_memory  # noqa: E402  pylint: disable=g-import-not-at-top
 
 LOAD_AT_IMPORT = os.getloadavg()
+# The trainer's allocator settings, before any contender runs: gen_jax's bare
+# jitted steps and PyTorch in the same process see the same allocator.
+HOST_MALLOC_RETAINED = host_memory.retain_freed_memory()
 
 
 def import_torch(disabled: bool):
@@ -98,6 +102,7 @@ def fields(benchmark: str, **extra) -> dict:
       "load_average_at_start": [round(x, 2) for x in LOAD_AT_IMPORT],
       "jax_version": jax.__version__,
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "host_malloc_retained": HOST_MALLOC_RETAINED,
       **extra,
   }
 

@@ -69,11 +69,15 @@ def rows_of(name: str, r: dict) -> list[dict]:
                  "PyTorch eager", ms.get("torch_eager"), 1.2, "ms/step")]
   if name == "gpt":
     ms = {row["contender"]: row["value"] for row in r["rows"]}
-    out = [_row("gpt", f"char GPT, trainer step ({r['dtype']})", ms["trainer"],
+    k = r.get("trainer_steps_per_call", 1)
+    out = [_row("gpt", f"char GPT, trainer step ({r['dtype']}, {k} per call"
+                + (", the experiment's default)" if k > 1 else ")"), ms["trainer"],
                 "PyTorch eager", ms.get("torch_eager"), 1.5, "ms/step")]
-    if "trainer_scan10" in ms:
-      out.append(_row("gpt", "same, 10 steps per call in a lax.scan", ms["trainer_scan10"],
-                      "PyTorch eager", ms.get("torch_eager"), None, "ms/step"))
+    for name, case in (("trainer_k1", "same, 1 step per call"),
+                       ("trainer_scan10", "same, 10 steps per call in a lax.scan")):
+      if name in ms:
+        out.append(_row("gpt", case, ms[name], "PyTorch eager", ms.get("torch_eager"), None,
+                        "ms/step"))
     if "matmul_floor" in ms:
       out.append(_row("gpt", "the step's matrix products alone (a floor, not a step)",
                       ms["matmul_floor"], "PyTorch eager", ms.get("torch_eager"), None,

@@ -61,6 +61,7 @@ def get_config(arg: str = ""):
     c.optim.model.decay_steps = steps
     c.total_steps = steps
     c.ckpt_every_steps = 500
+    c.steps_per_dispatch = 10     # a lax.scan of 10 steps per call: ~1.2x faster on 2 CPU cores
     c.evals.val.batch_size = 256
     c.sample.num_tokens = 50
     c.reference.update(value=1.88, source="karpathy/nanoGPT README, CPU command")

@@ -30,7 +30,7 @@ from gen_jax.data import pipeline, sources, variants
 from gen_jax.data import spec as spec_lib
 from gen_jax.evaluators import context, run_evals
 from gen_jax.trainers import checks
-from gen_jax.utils import ckpt, images, locks, sample_files, writers
+from gen_jax.utils import ckpt, host_memory, images, locks, sample_files, writers
 
 
 @dataclasses.dataclass
@@ -84,6 +84,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Run:
   """
   config_lib.validate(config)
   checks.check_workdir(workdir)
+  host_memory.retain_freed_memory()
   trainer_module = registry.trainer_module(config.trainer)
   family_module = registry.family_module(config.family)
   d = config.data
