@@ -95,6 +95,7 @@ def fields(benchmark: str, **extra) -> dict:
       "command": command_line(sys.argv),
       "commit": provenance.git_commit(),
       "hardware": provenance.hardware(),
+      "cpu_model": provenance.cpu_model(),
       "backend": jax.default_backend(),
       "device_kind": devices[0].device_kind,
       "device_count": len(devices),

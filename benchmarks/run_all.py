@@ -121,7 +121,8 @@ def _fmt(v, unit="") -> str:
 
 
 def table(rows: list[dict], meta: dict) -> str:
-  lines = [f"Measured on {meta['hardware']} at commit {meta['commit']}, {meta['date']} "
+  cpu = f", {meta['cpu_model']}" if meta.get("cpu_model") else ""
+  lines = [f"Measured on {meta['hardware']}{cpu} at commit {meta['commit']}, {meta['date']} "
            f"(load average at start {meta['load']}); `{meta['command']}`.", "",
            "| benchmark | case | gen_jax | reference | reference / gen_jax | target | met |",
            "|---|---|---:|---|---:|---:|---|"]
@@ -147,7 +148,7 @@ def _table_from_json(path: str, readme: str = "") -> int:
   with open(path) as f:
     saved = json.load(f)
   rows = [row for name, rep in saved["reports"].items() for row in rows_of(name, rep)]
-  info = {k: saved.get(k) for k in ("hardware", "commit", "date", "command")}
+  info = {k: saved.get(k) for k in ("hardware", "cpu_model", "commit", "date", "command")}
   info["load"] = saved.get("load_average_at_start")
   _show(table(rows, info), saved.get("failed", {}), readme)
   return 0
@@ -194,8 +195,8 @@ def main(argv=None) -> int:
     reports[name] = report
     rows += rows_of(name, report)
   hardware = meta["hardware"]
-  info = dict(hardware=hardware, commit=meta["commit"], date=meta["date"],
-              load=meta["load_average_at_start"], command=meta["command"])
+  info = dict(hardware=hardware, cpu_model=meta.get("cpu_model"), commit=meta["commit"],
+              date=meta["date"], load=meta["load_average_at_start"], command=meta["command"])
   path = args.json or os.path.join(HERE, "results", f"{_slug(hardware)}.json")
   common.write_json(path, dict(meta, quick=args.quick, rows=rows, failed=failed,
                                reports=reports))

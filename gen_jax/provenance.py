@@ -53,6 +53,29 @@ def cpu_cores() -> str:
   return f"{total} cores" if usable >= total else f"{usable} of {total} cores"
 
 
+def cpu_model() -> str:
+  """The host CPU as /proc/cpuinfo names it, with its widest vector units.
+
+  e.g. 'Intel(R) Xeon(R) Processor (AVX-512, AMX)'; platform.processor() off
+  Linux. Two machines with the same core count can differ twofold in speed:
+  benchmarks record this beside `hardware()`.
+  """
+  try:
+    with open("/proc/cpuinfo") as f:
+      info = f.read()
+  except OSError:
+    return platform.processor() or "unknown"
+  name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+               if line.startswith("model name")), platform.processor() or "unknown")
+  flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines()
+                    if line.startswith("flags")), []))
+  units = [label for label, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"),
+                                     ("AMX", "amx_tile")) if flag in flags]
+  if "AVX-512" in units:
+    units.remove("AVX2")
+  return f"{name} ({', '.join(units)})" if units else name
+
+
 def hardware() -> str:
   """e.g. '1 x cpu (2 cores)', '1 x cpu (1 of 2 cores)' or '8 x NVIDIA H100 80GB HBM3'."""
   devices = jax.devices()

@@ -33,3 +33,17 @@ def test_a_dirty_commit_lists_the_changed_files(tmp_path, monkeypatch):
   (tmp_path / "new.py").write_text("untracked\n")
   assert provenance.git_commit().endswith("+dirty")
   assert provenance.changed_files() == ["b.md"]
+
+
+def test_cpu_model_names_the_widest_vector_units(tmp_path, monkeypatch):
+  info = tmp_path / "cpuinfo"
+  info.write_text("processor\t: 0\nmodel name\t: Some Xeon\nflags\t\t: fpu avx2 avx512f amx_tile\n"
+                  "processor\t: 1\nmodel name\t: Some Xeon\nflags\t\t: fpu avx2 avx512f amx_tile\n")
+  real_open = open
+  monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(
+      info if path == "/proc/cpuinfo" else path, *a, **k))
+  assert provenance.cpu_model() == "Some Xeon (AVX-512, AMX)"
+  info.write_text("model name\t: Old Core\nflags\t\t: fpu sse4_2 avx2\n")
+  assert provenance.cpu_model() == "Old Core (AVX2)"
+  info.write_text("model name\t: Tiny\nflags\t\t: fpu\n")
+  assert provenance.cpu_model() == "Tiny"
