@@ -13,6 +13,8 @@ binarized 28x28 images) on whatever JAX backend is present:
   jax_bare     `jax.jit(step, donate_argnums=0)` on one batch already on device
   jax_scan     `loop.make_step_fn` with steps_per_dispatch=100 (a lax.scan of
                100 steps per call) on 100 batches already on device
+  matmul_floor the step's eleven matrix products alone, one jitted call per
+               step: a floor for any float32 step on XLA's matmul kernels
   torch_eager  pytorch/examples' VAE (fc1/fc21/fc22/fc3/fc4, BCE(sum) + KLD) on
                one batch already on the device, binarized afresh every step
   torch_compile  the same with torch.compile(model); CUDA only
@@ -35,6 +37,7 @@ from typing import Callable
 
 import common  # benchmarks/common.py  pylint: disable=g-import-not-at-top
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import config_lib, parallel
@@ -140,6 +143,43 @@ def scan_contender(run: loop.Run) -> Chunk:
   return chunk
 
 
+def floor_contender() -> Chunk:
+  """The step's matrix products alone, in one jitted call per step: a floor, not a step.
+
+  The VAE's Dense layers on a batch of BATCH rows: fc1 784->400 (forward and
+  kernel gradient: the input needs no gradient), the encoder head 400->40
+  (mean and log-variance), fc3 20->400 and fc4 400->784 (forward, input and
+  kernel gradients): eleven float32 products of distinct random arrays, all
+  returned. Everything else in a step (binarization, activations, the loss,
+  Adam, the gradient norm) only adds to this.
+  """
+  count = iter(range(100))
+  draw = lambda *shape: jax.random.normal(jax.random.fold_in(jax.random.key(0), next(count)),
+                                          shape, jnp.float32)
+  x, w1, h1, dh1 = draw(BATCH, 784), draw(784, 400), draw(BATCH, 400), draw(BATCH, 400)
+  w2, z, e = draw(400, 40), draw(BATCH, 20), draw(BATCH, 40)
+  w3, h3, dh3, w4, dy = draw(20, 400), draw(BATCH, 400), draw(BATCH, 400), draw(400, 784), \
+      draw(BATCH, 784)
+
+  @jax.jit
+  def products(*a):
+    x, w1, h1, dh1, w2, z, e, w3, h3, dh3, w4, dy = a
+    return [x @ w1, h1 @ w2, z @ w3, h3 @ w4,      # forward
+            h3.T @ dy, dy @ w4.T,                   # fc4: kernel, input gradients
+            z.T @ dh3, dh3 @ w3.T,                  # fc3
+            h1.T @ e, e @ w2.T,                     # encoder head
+            x.T @ dh1]                              # fc1: kernel gradient only
+  args = (x, w1, h1, dh1, w2, z, e, w3, h3, dh3, w4, dy)
+
+  def chunk(n: int) -> float:
+    def go():
+      for _ in range(n):
+        out = products(*args)
+      jax.block_until_ready(out)
+    return _timed(go, n)
+  return chunk
+
+
 def torch_contenders(torch, x_u8: np.ndarray) -> tuple[dict, str, list[str]]:
   """({name: Chunk}, torch device description, skip notes) for the PyTorch VAE."""
   nn, F = torch.nn, torch.nn.functional
@@ -232,7 +272,7 @@ def main(argv=None) -> dict:
       print(f"trainer: {k} steps per call (experiments/vae_mnist.py's steps_per_dispatch)")
       contenders = {"trainer": trainer_contender(run, k), "trainer_k1": trainer_contender(run, 1),
                     "jax_bare": bare_contender(run),
-                    "jax_scan": scan_contender(run)}
+                    "jax_scan": scan_contender(run), "matmul_floor": floor_contender()}
       if torch is not None:
         extra, torch_device, notes = torch_contenders(torch, run.train_data.x[:BATCH, ..., 0])
         contenders.update(extra)

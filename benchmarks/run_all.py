@@ -60,7 +60,11 @@ def rows_of(name: str, r: dict) -> list[dict]:
                  + (", the experiment's default)" if k > 1 else ")"), ms["trainer"],
                  "PyTorch eager", ms.get("torch_eager"), 2.0, "ms/step"), *k1,
             _row("vae", "same, bare jitted step", ms["jax_bare"], "PyTorch eager",
-                 ms.get("torch_eager"), None, "ms/step")]
+                 ms.get("torch_eager"), None, "ms/step"),
+            *([_row("vae", "the step's matrix products alone (a floor, not a step)",
+                    ms["matmul_floor"], "PyTorch eager", ms.get("torch_eager"), None,
+                    "ms/step", note="float32 XLA matmuls; the rest of a step adds to it")]
+              if "matmul_floor" in ms else [])]
   if name == "dcgan":
     ms = r["ms_per_step"]
     ours = {k: v for k, v in ms.items() if k != "torch_eager"}
