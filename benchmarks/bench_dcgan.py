@@ -15,6 +15,10 @@ netG 3,576,704, netD 2,765,568), stepped by the generic trainer
   jax_subpixel_s2d   plus D's stride-2 convs as space-to-depth + stride-1 conv
   jax_matmul         both as one matmul of 2x2 patches per layer (the
                      transposed conv's own FLOPs; XLA:CPU's matmul)
+  jax_mixed          each pass by its fastest formulation (custom VJP): G's
+                     forward and input gradient as the lhs-dilated conv, its
+                     kernel gradient as the matmul; D's forward and kernel
+                     gradient strided, its input gradient as the matmul
   torch_eager        pytorch/examples' netG/netD and training loop
 All JAX contenders start from the same parameters, and the run checks that
 their generator and discriminator outputs agree (max abs difference in the
@@ -51,6 +55,7 @@ JAX_CONTENDERS = {
     "jax_subpixel": ("subpixel", "strided"),
     "jax_subpixel_s2d": ("subpixel", "s2d"),
     "jax_matmul": ("matmul", "matmul"),
+    "jax_mixed": ("mixed", "mixed"),
 }
 
 

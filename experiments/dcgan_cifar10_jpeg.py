@@ -38,7 +38,7 @@ def get_config(arg: str = ""):
   c = config_lib.base()
   c.family = "gan"
   c.model = gan.default_model(arch="dcgan", loss="nonsaturating", z_dim=100, g_ch=64, d_ch=64,
-                              d_norm="batch", upsample="subpixel")
+                              d_norm="batch")
   c.data.update(name="npz", variant="grayscale", batch_size=128, path="")
   c.data.description = LABEL
   c.optim.d = optim.adam(2e-4, b1=0.5)

@@ -10,8 +10,9 @@ Target:   no published FD in this feature space exists; the target is a
   uniform in nats, next to the test digits' own value.
 Architecture: DCGAN (Radford et al. 2016) at 28x28: z(100) -> 7x7x2ch ->
   BN-ReLU-up(ch) -> BN-ReLU-up(1) -> tanh; D: down(ch) lReLU, down(2ch) BN
-  lReLU, dense. Adam(2e-4, b1=0.5), batch 64, sub-pixel upsampling (same
-  outputs as ConvTranspose, faster on CPU).
+  lReLU, dense. Adam(2e-4, b1=0.5), batch 64; the stride-2 layers "mixed" (same
+  outputs as ConvTranspose and strided convs, faster on CPU; the committed runs
+  used "subpixel" / "strided", equal to float rounding).
 Needs: the MNIST classifier (experiments/classifier_mnist.py) trained into
   runs/classifier_mnist; the evaluator stops with the command if it is missing.
 Commands (data: TFDS mnist via TFDS_DATA_DIR):
@@ -50,7 +51,7 @@ def mnist_gan_config(variant: str, cpu_steps: int = 3000, gpu_steps: int = 30000
   """MNIST GAN setup shared by dcgan_mnist, wgan_gp_mnist and sngan_mnist."""
   c = config_lib.base()
   c.family = "gan"
-  c.model = gan.default_model(z_dim=100, g_ch=64, d_ch=64, upsample="subpixel")
+  c.model = gan.default_model(z_dim=100, g_ch=64, d_ch=64)
   c.data.update(name="mnist", variant="grayscale", batch_size=64)
   c.optim.d = optim.adam(2e-4, b1=0.5)
   c.optim.g = optim.adam(2e-4, b1=0.5)

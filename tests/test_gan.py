@@ -58,7 +58,7 @@ def test_downsampling_equals_the_strided_convolution(impl):
                              atol=1e-4)
 
 
-@pytest.mark.parametrize("impl", ["subpixel", "matmul"])
+@pytest.mark.parametrize("impl", ["subpixel", "matmul", "mixed"])
 def test_upsampling_formulations_have_the_transposed_convolutions_gradients(impl):
   rng = np.random.default_rng(2)
   x = jnp.asarray(rng.normal(size=(2, 4, 4, 3)), jnp.float32)
@@ -72,7 +72,7 @@ def test_upsampling_formulations_have_the_transposed_convolutions_gradients(impl
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
-@pytest.mark.parametrize("impl", ["s2d", "matmul"])
+@pytest.mark.parametrize("impl", ["s2d", "matmul", "mixed"])
 def test_downsampling_formulations_have_the_strided_convolutions_gradients(impl):
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.normal(size=(2, 8, 6, 3)), jnp.float32)
@@ -84,6 +84,22 @@ def test_downsampling_formulations_have_the_strided_convolutions_gradients(impl)
                     argnums=(0, 1))(x, k)
   for a, b in zip(grads("strided"), grads(impl), strict=True):
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("op,ref,shapes", [
+    (gan_nets.conv_transpose_2x, "transpose", ((2, 4, 4, 3), (4, 4, 3, 2), (2, 8, 8, 2))),
+    (gan_nets.conv_stride2, "strided", ((2, 8, 6, 3), (4, 4, 3, 2), (2, 4, 3, 2)))])
+def test_mixed_formulations_differentiate_twice_like_the_reference(op, ref, shapes):
+  """A gradient penalty (WGAN-GP) differentiates the input gradient again, through the custom VJP."""
+  rng = np.random.default_rng(4)
+  x, k, t = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in shapes)
+
+  def penalty_grad(impl):
+    def penalty(k):
+      dx = jax.grad(lambda x: jnp.sum(t * jnp.tanh(op(x, k, impl))))(x)
+      return jnp.sum(dx ** 2)
+    return jax.grad(penalty)(k)
+  np.testing.assert_allclose(penalty_grad("mixed"), penalty_grad(ref), rtol=1e-4, atol=1e-3)
 
 
 def test_generators_with_either_upsampling_give_the_same_images():

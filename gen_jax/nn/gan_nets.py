@@ -22,10 +22,15 @@ and two equivalent ways to compute it:
                [4 * c_in, 4 * c_out] kernel gathered from K: the transposed
                conv's own FLOPs (the 3x3 "subpixel" kernel is 5/9 zeros) and
                XLA:CPU's matmul instead of its convolution.
+  "mixed"      each pass by the formulation XLA:CPU runs fastest: the forward
+               and input gradient as "transpose", the kernel gradient as
+               "matmul" (a custom VJP; the lhs-dilated conv's own kernel
+               gradient is the slow part).
 All read the same parameter, so a checkpoint trained with one runs with the
 others. Downsampling convs (`DownConv2x`, PyTorch `Conv2d(k=4, s=2, p=1)`) have
 the matching choice: "strided", "s2d" (space-to-depth then a stride-1 2x2
-conv) or "matmul" (space-to-depth, 2x2 patches, one matmul), again with one
+conv), "matmul" (space-to-depth, 2x2 patches, one matmul) or "mixed" (forward
+and kernel gradient strided, input gradient as "matmul"), again with one
 shared kernel.
 """
 from typing import Sequence
@@ -35,8 +40,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-UPSAMPLE = ("subpixel", "transpose", "matmul")
-DOWNSAMPLE = ("strided", "s2d", "matmul")
+UPSAMPLE = ("subpixel", "transpose", "matmul", "mixed")
+DOWNSAMPLE = ("strided", "s2d", "matmul", "mixed")
+# "mixed": (forward, input gradient, kernel gradient) formulations.
+_MIXED_UP = ("transpose", "transpose", "matmul")
+_MIXED_DOWN = ("strided", "matmul", "strided")
 
 # DCGAN's N(0, 0.02) weight init (Radford et al. 2016).
 DCGAN_INIT = nn.initializers.normal(0.02)
@@ -92,15 +100,37 @@ def pixel_shuffle(x: jax.Array) -> jax.Array:
   return x.reshape(b, 2 * h, 2 * w, c)
 
 
+def _mixed(op, impls: tuple[str, str, str]):
+  """op(x, k, impl) with its forward, input gradient and kernel gradient each by one impl."""
+  forward, dx_impl, dk_impl = impls
+
+  @jax.custom_vjp
+  def f(x, k):
+    return op(x, k, forward)
+
+  def fwd(x, k):
+    return op(x, k, forward), (x, k)
+
+  def bwd(res, g):
+    x, k = res
+    dx = jax.vjp(lambda x: op(x, k, dx_impl), x)[1](g)[0]
+    dk = jax.vjp(lambda k: op(x, k, dk_impl), k)[1](g)[0]
+    return dx, dk
+  f.defvjp(fwd, bwd)
+  return f
+
+
 def conv_transpose_2x(x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
   """PyTorch ConvTranspose2d(k=4, s=2, p=1, bias=False): f32[B, H, W, Ci] -> f32[B, 2H, 2W, Co].
 
   Args:
     x: input, NHWC.
     k: K[4, 4, c_in, c_out] with out[2i - 1 + t] += in[i] K[t] along each axis.
-    impl: "transpose" (lhs-dilated conv) or "subpixel" (stride-1 conv + shuffle).
+    impl: one of UPSAMPLE (see the module docstring).
   """
   dn = ("NHWC", "HWIO", "NHWC")
+  if impl == "mixed":
+    return _mixed(conv_transpose_2x, _MIXED_UP)(x, k)
   if impl == "transpose":
     # A transposed conv is the conv of the 2x-dilated input with the flipped
     # kernel, padded by k - 1 - p = 2 on each side.
@@ -135,9 +165,11 @@ def conv_stride2(x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
   Args:
     x: input, NHWC with even H and W.
     k: K[4, 4, c_in, c_out] (cross-correlation, as lax.conv).
-    impl: "strided" (a stride-2 conv) or "s2d" (space-to-depth + 2x2 stride-1 conv).
+    impl: one of DOWNSAMPLE (see the module docstring).
   """
   dn = ("NHWC", "HWIO", "NHWC")
+  if impl == "mixed":
+    return _mixed(conv_stride2, _MIXED_DOWN)(x, k)
   if impl == "strided":
     return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=dn)
   if impl in ("s2d", "matmul"):
