@@ -158,9 +158,7 @@ def matmul_floor_contender(m, batch: int, vocab: int, steps: int) -> Contender:
   n, d, h, t = batch * m.block_size, m.n_embd, m.n_head, m.block_size
   dh = d // h
   widths = ((d, 3 * d), (d, d), (d, 4 * d), (4 * d, d))
-  count = iter(range(10**6))
-  draw = lambda *shape: jax.random.normal(jax.random.fold_in(jax.random.key(0), next(count)),
-                                          shape, jnp.float32)
+  draw = common.random_arrays()
   layers = [{"dense": [(draw(n, i), draw(i, o), draw(n, o)) for i, o in widths],
              "attn": [draw(batch, h, t, dh) for _ in range(3)]
              + [draw(batch, h, t, t), draw(batch, h, t, dh)]} for _ in range(m.n_layer)]

@@ -37,7 +37,6 @@ from typing import Callable
 
 import common  # benchmarks/common.py  pylint: disable=g-import-not-at-top
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import config_lib, parallel
@@ -153,9 +152,7 @@ def floor_contender() -> Chunk:
   returned. Everything else in a step (binarization, activations, the loss,
   Adam, the gradient norm) only adds to this.
   """
-  count = iter(range(100))
-  draw = lambda *shape: jax.random.normal(jax.random.fold_in(jax.random.key(0), next(count)),
-                                          shape, jnp.float32)
+  draw = common.random_arrays()
   x, w1, h1, dh1 = draw(BATCH, 784), draw(784, 400), draw(BATCH, 400), draw(BATCH, 400)
   w2, z, e = draw(400, 40), draw(BATCH, 20), draw(BATCH, 40)
   w3, h3, dh3, w4, dy = draw(20, 400), draw(BATCH, 400), draw(BATCH, 400), draw(400, 784), \

@@ -29,6 +29,13 @@ LOAD_AT_IMPORT = os.getloadavg()
 HOST_MALLOC_RETAINED = host_memory.retain_freed_memory()
 
 
+def random_arrays(seed: int = 0):
+  """draw(*shape) -> f32 N(0, 1) array, each call a new key folded from `seed` (distinct arrays)."""
+  count = iter(range(2**31))
+  return lambda *shape: jax.random.normal(jax.random.fold_in(jax.random.key(seed), next(count)),
+                                          shape)
+
+
 def import_torch(disabled: bool):
   """(torch module or None, the reason it is absent)."""
   if disabled:

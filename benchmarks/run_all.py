@@ -49,6 +49,15 @@ def _row(bench, case, ours, reference, ref_ms, target=None, unit="ms", note=""):
               met=None if target is None or ratio is None else ratio >= target, note=note)
 
 
+def _floor_rows(bench: str, ms: dict) -> list[dict]:
+  """The `matmul_floor` contender's row, if the report has one."""
+  if "matmul_floor" not in ms:
+    return []
+  return [_row(bench, "the step's matrix products alone (a floor, not a step)",
+               ms["matmul_floor"], "PyTorch eager", ms.get("torch_eager"), None, "ms/step",
+               note="float32 XLA matmuls; the rest of a step adds to it")]
+
+
 def rows_of(name: str, r: dict) -> list[dict]:
   """The table rows of one benchmark's JSON report (ratio = reference / gen_jax)."""
   if name == "vae":
@@ -60,11 +69,7 @@ def rows_of(name: str, r: dict) -> list[dict]:
                  + (", the experiment's default)" if k > 1 else ")"), ms["trainer"],
                  "PyTorch eager", ms.get("torch_eager"), 2.0, "ms/step"), *k1,
             _row("vae", "same, bare jitted step", ms["jax_bare"], "PyTorch eager",
-                 ms.get("torch_eager"), None, "ms/step"),
-            *([_row("vae", "the step's matrix products alone (a floor, not a step)",
-                    ms["matmul_floor"], "PyTorch eager", ms.get("torch_eager"), None,
-                    "ms/step", note="float32 XLA matmuls; the rest of a step adds to it")]
-              if "matmul_floor" in ms else [])]
+                 ms.get("torch_eager"), None, "ms/step"), *_floor_rows("vae", ms)]
   if name == "dcgan":
     ms = r["ms_per_step"]
     ours = {k: v for k, v in ms.items() if k != "torch_eager"}
@@ -77,15 +82,12 @@ def rows_of(name: str, r: dict) -> list[dict]:
     out = [_row("gpt", f"char GPT, trainer step ({r['dtype']}, {k} per call"
                 + (", the experiment's default)" if k > 1 else ")"), ms["trainer"],
                 "PyTorch eager", ms.get("torch_eager"), 1.5, "ms/step")]
-    for name, case in (("trainer_k1", "same, 1 step per call"),
-                       ("trainer_scan10", "same, 10 steps per call in a lax.scan")):
-      if name in ms:
-        out.append(_row("gpt", case, ms[name], "PyTorch eager", ms.get("torch_eager"), None,
+    for key, case in (("trainer_k1", "same, 1 step per call"),
+                      ("trainer_scan10", "same, 10 steps per call in a lax.scan")):
+      if key in ms:
+        out.append(_row("gpt", case, ms[key], "PyTorch eager", ms.get("torch_eager"), None,
                         "ms/step"))
-    if "matmul_floor" in ms:
-      out.append(_row("gpt", "the step's matrix products alone (a floor, not a step)",
-                      ms["matmul_floor"], "PyTorch eager", ms.get("torch_eager"), None,
-                      "ms/step", note="float32 XLA matmuls; the rest of a step adds to it"))
+    out += _floor_rows("gpt", ms)
     speed = r.get("decode_speedup_kv_over_full", {})
     for b, s in speed.items():
       out.append(_row("gpt", f"decode batch {b}: KV cache vs full forward",

@@ -130,7 +130,7 @@ def conv_transpose_2x(x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
   """
   dn = ("NHWC", "HWIO", "NHWC")
   if impl == "mixed":
-    return _mixed(conv_transpose_2x, _MIXED_UP)(x, k)
+    return _mixed_up(x, k)
   if impl == "transpose":
     # A transposed conv is the conv of the 2x-dilated input with the flipped
     # kernel, padded by k - 1 - p = 2 on each side.
@@ -169,7 +169,7 @@ def conv_stride2(x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
   """
   dn = ("NHWC", "HWIO", "NHWC")
   if impl == "mixed":
-    return _mixed(conv_stride2, _MIXED_DOWN)(x, k)
+    return _mixed_down(x, k)
   if impl == "strided":
     return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=dn)
   if impl in ("s2d", "matmul"):
@@ -188,6 +188,10 @@ def conv_stride2(x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
           b, h // 2, w // 2, k.shape[3])
     return jax.lax.conv_general_dilated(xs, w2, (1, 1), "VALID", dimension_numbers=dn)
   raise ValueError(f"unknown downsampling {impl!r}; choices: {DOWNSAMPLE}")
+
+
+_mixed_up = _mixed(conv_transpose_2x, _MIXED_UP)
+_mixed_down = _mixed(conv_stride2, _MIXED_DOWN)
 
 
 class UpConv2x(nn.Module):
