@@ -6,8 +6,12 @@ from PIL import Image
 
 
 def grid(images: np.ndarray, rows: int | None = None, pad: int = 1) -> np.ndarray:
-  """f32[N, H, W, C] in [0, 1] -> u8[rows*(H+pad)+pad, cols*(W+pad)+pad, C]."""
-  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  """f32[N, H, W, C] in [0, 1] -> u8[rows*(H+pad)+pad, cols*(W+pad)+pad, C].
+
+  Values outside [0, 1] are clipped (infinities included); NaN pixels are drawn
+  mid-grey (0.5), so a diverged sample shows as a flat grey patch.
+  """
+  images = np.clip(np.nan_to_num(np.asarray(images, np.float32), nan=0.5), 0.0, 1.0)
   n, h, w, c = images.shape
   cols = int(np.ceil(n / rows)) if rows else int(np.ceil(np.sqrt(n)))
   rows = rows or int(np.ceil(n / cols))
