@@ -5,7 +5,7 @@
 Runs each benchmark script in its own process, one after another (each
 alternates its contenders within rounds and reports medians; see
 benchmarks/common.py), then writes one Markdown table and one JSON file
-(default benchmarks/results/<hardware>.json) holding every benchmark's full
+(default benchmarks/results/<hardware>_<cpu model>.json) holding every benchmark's full
 report, the table's rows, and the hardware, commit and date. References:
 PyTorch eager (VAE, DCGAN, GPT train steps), hmmlearn (HMM), scikit-learn
 (GMM EM), pgmpy (Bayesian-network queries) and, for autoregressive sampling,
@@ -148,6 +148,12 @@ def _slug(text: str) -> str:
   return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+def default_json(hardware: str, cpu_model: str | None) -> str:
+  """benchmarks/results/<hardware>[_<cpu model>].json: two 2-core machines with
+  different CPUs get two files (their speeds differ up to twofold)."""
+  return os.path.join(HERE, "results", _slug(f"{hardware} {cpu_model or ''}") + ".json")
+
+
 def _table_from_json(path: str, readme: str = "") -> int:
   """Rebuilds the table (and README block) from a saved run's reports, with today's
   `rows_of`: no benchmark runs."""
@@ -175,7 +181,7 @@ def main(argv=None) -> int:
   parser.add_argument("--only", default=",".join(BENCHMARKS),
                       help="comma-separated benchmarks: " + ",".join(BENCHMARKS))
   parser.add_argument("--quick", action="store_true", help="short runs: checks the harness only")
-  parser.add_argument("--json", default="", help="default benchmarks/results/<hardware>.json")
+  parser.add_argument("--json", default="", help="default benchmarks/results/<hardware>_<cpu model>.json")
   parser.add_argument("--readme", default="", help=f"replace its {START} ... {END} block")
   parser.add_argument("--from-json", default="",
                       help="run nothing: rebuild the table from a JSON this script wrote")
@@ -203,7 +209,7 @@ def main(argv=None) -> int:
   hardware = meta["hardware"]
   info = dict(hardware=hardware, cpu_model=meta.get("cpu_model"), commit=meta["commit"],
               date=meta["date"], load=meta["load_average_at_start"], command=meta["command"])
-  path = args.json or os.path.join(HERE, "results", f"{_slug(hardware)}.json")
+  path = args.json or default_json(hardware, meta.get("cpu_model"))
   common.write_json(path, dict(meta, quick=args.quick, rows=rows, failed=failed,
                                reports=reports))
   _show(table(rows, info), failed, args.readme)

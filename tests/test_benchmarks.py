@@ -49,19 +49,29 @@ def test_recorded_command_is_relative_to_the_repository_and_drops_a_temporary_js
 
 
 def test_readme_table_is_the_committed_all_benchmarks_run_retabled(tmp_path, capsys):
-  """The README's block is exactly what `run_all.py --from-json` rebuilds from the committed
-  JSON: no number in it was typed by hand."""
+  """The README's block is exactly what `run_all.py --from-json` rebuilds from one of the
+  committed JSONs (one per machine): no number in it was typed by hand."""
   import shutil  # pylint: disable=g-import-not-at-top
-  saved = sorted(glob.glob(os.path.join(REPO, "benchmarks", "results", "*_cpu_2_cores.json")))
+  saved = sorted(glob.glob(os.path.join(REPO, "benchmarks", "results", "1_x_cpu_2_cores*.json")))
   assert saved, "no committed run_all result"
-  readme = str(tmp_path / "README.md")
-  shutil.copy(os.path.join(REPO, "README.md"), readme)
-  with open(readme) as f:
+  with open(os.path.join(REPO, "README.md")) as f:
     before = f.read()
-  assert run_all.main(["--from-json", saved[-1], "--readme", readme]) == 0
-  capsys.readouterr()
-  with open(readme) as f:
-    after = f.read()
-  assert after == before
-  block = after.split(run_all.START)[1].split(run_all.END)[0]
+  rebuilt = []
+  for i, path in enumerate(saved):
+    readme = str(tmp_path / f"README_{i}.md")
+    shutil.copy(os.path.join(REPO, "README.md"), readme)
+    assert run_all.main(["--from-json", path, "--readme", readme]) == 0
+    capsys.readouterr()
+    with open(readme) as f:
+      rebuilt.append(f.read())
+  assert before in rebuilt, "the README block matches none of " + ", ".join(map(os.path.basename, saved))
+  block = before.split(run_all.START)[1].split(run_all.END)[0]
   assert "| gpt | char GPT, trainer step" in block and "≥ 1.5x" in block
+
+
+def test_default_json_names_the_cpu_model_so_machines_do_not_overwrite_each_other():
+  a = run_all.default_json("1 x cpu (2 cores)", "AMD EPYC (AVX-512)")
+  b = run_all.default_json("1 x cpu (2 cores)", "Intel(R) Xeon(R) Processor (AVX-512, AMX)")
+  assert os.path.basename(a) == "1_x_cpu_2_cores_amd_epyc_avx_512.json"
+  assert a != b
+  assert os.path.basename(run_all.default_json("1 x NVIDIA H100", None)) == "1_x_nvidia_h100.json"
