@@ -19,8 +19,8 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
       default: K=16, 64 channels, batch 64, 100k steps; one GPU, hours (not run here)
   python -m gen_jax.main --config experiments/glow_mnist.py:cpu --workdir runs/glow_mnist_cpu
       K=8, 64 channels, logit inputs, 60k steps of batch 64 (64 epochs), test
-      bits/dim every 4k steps; 2 idle CPU cores at about 5 steps/s, so about 3.5
-      hours: interrupt it at will (SIGTERM or Ctrl-C saves a checkpoint) and rerun
+      bits/dim every 4k steps; 2 CPU cores (AMD EPYC) at about 4.4 steps/s, so
+      about 3.8 hours: interrupt it at will (SIGTERM or Ctrl-C saves a checkpoint) and rerun
       to resume
   python -m gen_jax.main --config experiments/glow_mnist.py:smoke --workdir /tmp/glow_smoke
       seconds on embedded digits; used by the tests
