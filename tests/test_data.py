@@ -103,6 +103,25 @@ def test_bernoulli_u8_has_the_probability_of_each_pixel_value_and_independent_ha
                     np.float64).reshape(-1)
   a, b = half[:half.size // 2], half[half.size // 2:]
   assert abs(np.corrcoef(a, b)[0, 1]) < 4 / np.sqrt(a.size)
+  # Neighbouring words (consecutive hash counters) and two keys are uncorrelated too.
+  assert abs(np.corrcoef(a[:-1], a[1:])[0, 1]) < 4 / np.sqrt(a.size)
+  other = np.asarray(variants.bernoulli_u8(jax.random.key(2), jnp.full((4000, 2), 128, jnp.uint8)),
+                     np.float64).reshape(-1)
+  assert abs(np.corrcoef(half, other)[0, 1]) < 4 / np.sqrt(half.size)
+  assert 0.45 < (half != other).mean() < 0.55
+
+
+def test_uniform_u16_is_uniform_in_both_bytes_for_every_key():
+  """Chi-square over 256 bins of the high and of the low byte of 2^18 hashed
+  uniforms, for 6 keys: a biased, stuck or short-period hash fails."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  for k in range(6):
+    u = np.asarray(variants.uniform_u16(jax.random.key(10 + k), 1 << 18))
+    assert u.min() >= 0 and u.max() < 65536
+    for byte in (u >> 8, u & 255):
+      counts = np.bincount(byte, minlength=256)
+      assert stats.chisquare(counts).pvalue > 1e-4, (k, stats.chisquare(counts))
+    assert len(np.unique(u)) > 0.975 * 65536   # 2^18 draws cover 1 - e^-4 = 98.2% of the values on average
 
 
 def test_dynamic_test_set_is_binarized_once_with_a_fixed_seed():
