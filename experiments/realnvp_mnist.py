@@ -16,7 +16,7 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
       the default architecture (64 channels), 28k steps of batch 64 (29.9 epochs),
       peak learning rate 3e-4 (1e-3 diverges at this width),
       test bits/dim every 2k steps (the learning curve in metrics.jsonl); 2 CPU
-      cores at about 2 steps/s, so about 4 hours: interrupt it at will (SIGTERM
+      cores at about 3.5-4 steps/s, so about 2 hours: interrupt it at will (SIGTERM
       or Ctrl-C saves a checkpoint) and rerun the same command to resume
   python -m gen_jax.main --config experiments/realnvp_mnist.py:smoke --workdir /tmp/realnvp_smoke
       seconds on embedded digits; used by the tests

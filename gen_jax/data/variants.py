@@ -124,8 +124,9 @@ def uniform_u16(rng: jax.Array, n: int) -> jax.Array:
   Every 32-bit word gives two uniforms (its high and low halves). The words are
   a counter-based hash (murmur3's finalizer, twice) of the word's index and two
   threefry words drawn from `rng`: one threefry call per batch instead of one
-  per word, 5x cheaper on a CPU, where threefry is the dearest part of a small
-  model's step; the same key gives the same values on every backend.
+  per word (a 128x784 binarization: 0.16 against 0.42 ms on a 2-core CPU, where
+  threefry is the dearest part of a small model's step); the same key gives the
+  same values on every backend.
   """
   seed = jax.random.bits(rng, (2,), jnp.uint32)
   c = jnp.arange((n + 1) // 2, dtype=jnp.uint32)
