@@ -5,8 +5,10 @@ Reproduces: 1.05 bits/dim on the MNIST test set (Glow as run by Grathwohl et
   schedule; the CPU variant's number is reported as measured.
 Model: L=2 levels (28x28x1 -> 14x14x4 -> 7x7x8), K steps per level of
   [ActNorm, LU 1x1 conv, affine channel coupling], factor-out between
-  levels, standard-normal base; inputs centred (x - 1/2), no logit (the
-  `cpu` variant works in logit space, which trains faster). The
+  levels, Glow's learned priors (each factored-out half is N(mu(h),
+  sigma(h)^2) given the half that stays, the top one N(mu, sigma^2) per
+  pixel: `learned_prior`); inputs centred (x - 1/2), no logit (the `cpu`
+  variant works in logit space, which trains faster). The
   couplings' scale is Glow's contracting sigmoid(raw + 2): with RealNVP's
   tanh-bounded expanding scale, a K=8 run's test mean bits/dim went from 1.49
   at 20k steps to 13.8 at 28k while the median stayed at 1.48 (a few test
@@ -18,10 +20,12 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
   python -m gen_jax.main --config experiments/glow_mnist.py --workdir runs/glow_mnist
       default: K=16, 64 channels, batch 64, 100k steps; one GPU, hours (not run here)
   python -m gen_jax.main --config experiments/glow_mnist.py:cpu --workdir runs/glow_mnist_cpu
-      K=8, 64 channels, logit inputs, 60k steps of batch 64 (64 epochs), test
-      bits/dim every 4k steps; 2 CPU cores (AMD EPYC) at about 4.4 steps/s, so
-      about 3.8 hours: interrupt it at will (SIGTERM or Ctrl-C saves a checkpoint) and rerun
-      to resume
+      K=8, 128 channels, logit inputs, 60k steps of batch 64 (64 epochs), test
+      bits/dim every 4k steps; 2 CPU cores (AMD EPYC) at about 2.2 steps/s, so
+      about 7.6 hours over several sittings: interrupt it at will (SIGTERM or
+      Ctrl-C saves a checkpoint) and rerun to resume. Its predecessor (64
+      channels, no learned priors, 4.3-6 steps/s) ended at 1.285 bits/dim
+      (docs/history/glow_mnist_cpu_k8_h64).
   python -m gen_jax.main --config experiments/glow_mnist.py:smoke --workdir /tmp/glow_smoke
       seconds on embedded digits; used by the tests
 """
@@ -36,7 +40,8 @@ def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
   c = realnvp_mnist.image_flow_config(variant, arch="glow", levels=2, steps=16,
                                       preprocess="center", reference=1.05,
-                                      cpu_steps=60_000, coupling_scale="sigmoid")
+                                      cpu_steps=60_000, coupling_scale="sigmoid",
+                                      cpu_hidden=128, learned_prior=True)
   if variant == "cpu":
     # Logit space (alpha 0.05, counted in the likelihood), as RealNVP: at 2,000
     # steps of this schedule the test bits/dim was 1.806 with it and 2.144 with

@@ -37,12 +37,13 @@ def get_config(arg: str = ""):
 def image_flow_config(variant: str, arch: str, levels: int, steps: int, preprocess: str,
                       reference: float, hidden: int = 64, cpu_hidden: int = 64,
                       cpu_steps: int = 28_000, coupling_scale: str = "tanh",
-                      cpu_lr: float = 1e-3):
+                      cpu_lr: float = 1e-3, learned_prior: bool = False):
   """Shared by the image-flow experiments; `variant` picks the schedule."""
   c = config_lib.base()
   c.family = "flow"
   c.model = dict(arch=arch, levels=levels, steps=steps, hidden=hidden, scale_bound=2.0,
-                 coupling_scale=coupling_scale, actnorm=True, preprocess=preprocess,
+                 coupling_scale=coupling_scale, learned_prior=learned_prior, actnorm=True,
+                 preprocess=preprocess,
                  logit_alpha=0.05, temperature=1.0)
   c.data.update(name="mnist", variant="dequantized_8bit", batch_size=64)
   # Warmup: without it, Glow's first few hundred steps spike (grad norm ~1e5).

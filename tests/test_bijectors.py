@@ -76,6 +76,8 @@ CASES = {
     "actnorm_flat": (lambda: bj.ActNorm(), FLAT, False),
     "conv1x1": (lambda: bj.Invertible1x1Conv(), IMG, False),
     "squeeze": (lambda: bj.Squeeze(), IMG, True),
+    "split_prior": (lambda: bj.SplitPrior(), IMG, False),
+    "learned_prior": (lambda: bj.LearnedPrior(), IMG, False),
     "permute_random": (lambda: bj.Permute("random"), FLAT, True),
     "permute_reverse": (lambda: bj.Permute("reverse"), FLAT, True),
     "spline_0": (lambda: bj.RationalQuadraticSpline((8,), 4, BOUND, parity=False), FLAT, False),
@@ -126,7 +128,8 @@ def test_couplings_and_maf_start_at_the_identity():
                         (bj.AffineCoupling("channel", hidden=8), IMG),
                         (bj.AffineCouplingFlat((8,)), FLAT),
                         (bj.RationalQuadraticSpline((8,), 4, BOUND), FLAT),
-                        (bj.MAFTransform((8,)), FLAT)]:
+                        (bj.MAFTransform((8,)), FLAT),
+                        (bj.SplitPrior(), IMG), (bj.LearnedPrior(), IMG)]:
     x = _x(shape)
     y, ld = module.apply(module.init(jax.random.key(0), x), x)
     np.testing.assert_allclose(y, x, atol=1e-5)
@@ -148,6 +151,29 @@ def test_coupling_leaves_the_conditioning_part_unchanged(mask, parity):
     kept[..., :1] = not parity            # else the first
   np.testing.assert_array_equal(np.asarray(y)[kept], x[kept])
   assert np.all(np.abs(y - x)[~kept] > 0)
+
+
+def test_split_prior_scores_the_factored_half_under_a_gaussian_given_the_kept_half():
+  import flax.linen as nn   # pylint: disable=import-outside-toplevel
+  module, x = bj.SplitPrior(), _x(IMG)
+  variables = _init(module, x)
+  y, ld = module.apply(variables, x)
+  h, z = bj.factor_out(x)
+  np.testing.assert_array_equal(bj.factor_out(y)[0], h)        # the kept half passes
+  raw = nn.Conv(2 * z.shape[-1], (3, 3)).apply({"params": variables["params"]["conv"]}, h)
+  raw_s, t = np.split(np.asarray(raw, np.float64), 2, axis=-1)
+  log_s = bj.PRIOR_SCALE_BOUND * np.tanh(raw_s / bj.PRIOR_SCALE_BOUND)
+  sigma, mu = np.exp(-log_s), -t * np.exp(-log_s)
+  assert np.ptp(sigma) > 0.1 and np.ptp(mu) > 0.1               # depends on h
+  z64 = np.asarray(z, np.float64)
+  want = (-0.5 * ((z64 - mu) / sigma) ** 2 - np.log(sigma)).reshape(IMG[0], -1).sum(-1)
+  got = (-0.5 * np.asarray(bj.factor_out(y)[1], np.float64) ** 2).reshape(IMG[0], -1).sum(-1)
+  np.testing.assert_allclose(got + np.asarray(ld), want, rtol=1e-5, atol=1e-4)
+  # Sampling z' ~ N(0, T^2) and inverting draws z = mu + T sigma eps.
+  eps = _x(z.shape, seed=5, scale=1.0)
+  back, _ = module.apply(variables, bj.merge_factored(h, 0.7 * eps), reverse=True)
+  np.testing.assert_allclose(bj.factor_out(back)[1], mu + 0.7 * sigma * eps, rtol=1e-4,
+                             atol=1e-4)
 
 
 def test_log_scale_bound_keeps_extreme_parameters_finite():

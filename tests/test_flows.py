@@ -63,8 +63,9 @@ def _model(request):
 
 
 def _model_config(arch, variant, pre):
-  # Glow with its own contracting coupling scale, RealNVP with the tanh bound.
-  extra = dict(coupling_scale="sigmoid") if arch == "glow" else {}
+  # Glow with its own contracting coupling scale and learned split and top
+  # priors, RealNVP with the tanh bound and the N(0, I) base.
+  extra = dict(coupling_scale="sigmoid", learned_prior=True) if arch == "glow" else {}
   return _config(arch, variant, preprocess=pre, **extra)
 
 

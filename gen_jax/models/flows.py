@@ -24,6 +24,10 @@ Architectures (config.model.arch):
   coupling affine couplings on flattened data (RealNVP for vectors).
 Image architectures need data of shape (H, W, C); flat ones flatten it.
 Factored-out variables are concatenated into one z: f32[B, D].
+With `learned_prior` (Glow's learntop and split priors), each factored-out
+part is standardized given the part that stays (`bij.SplitPrior`) and the
+top level by a learned per-pixel affine (`bij.LearnedPrior`): the base is
+still N(0, I) in z, so scoring and temperature sampling are unchanged.
 
 Sampling draws z ~ N(0, T^2 I) with temperature T (`temperature`; Glow used
 T = 0.7) and inverts the flow; images are clipped to [0, 1].
@@ -79,6 +83,7 @@ class ImageFlow(nn.Module):
   scale_bound: float = 2.0
   actnorm: bool = True
   coupling_scale: str = "tanh"
+  learned_prior: bool = False
 
   def setup(self):
     self.z_shapes, self.final_shape = _image_layout(self.arch, self.levels, self.image_shape)
@@ -105,6 +110,8 @@ class ImageFlow(nn.Module):
             layers += coupling("channel", k)
       stages.append(bij.Chain(tuple(layers)))
     self.stages = stages
+    if self.learned_prior:
+      self.priors = [bij.SplitPrior() for _ in range(self.levels - 1)] + [bij.LearnedPrior()]
 
   def __call__(self, x, reverse: bool = False):
     b = x.shape[0]
@@ -114,6 +121,9 @@ class ImageFlow(nn.Module):
       for level, stage in enumerate(self.stages):
         h, ld = stage(h)
         log_det = log_det + ld
+        if self.learned_prior:
+          h, ld = self.priors[level](h)
+          log_det = log_det + ld
         if level < self.levels - 1:
           h, z = bij.factor_out(h)
           zs.append(z.reshape(b, -1))
@@ -124,6 +134,9 @@ class ImageFlow(nn.Module):
     for level in reversed(range(self.levels)):
       if level < self.levels - 1:
         h = bij.merge_factored(h, pieces[level].reshape((b,) + self.z_shapes[level]))
+      if self.learned_prior:
+        h, ld = self.priors[level](h, reverse=True)
+        log_det = log_det + ld
       h, ld = self.stages[level](h, reverse=True)
       log_det = log_det + ld
     return h, log_det
@@ -190,7 +203,7 @@ def build(m: ml_collections.ConfigDict, x_shape: tuple) -> nn.Module:
   """
   if m.arch in IMAGE_ARCHS:
     return ImageFlow(m.arch, tuple(x_shape), m.levels, m.steps, m.hidden, m.scale_bound,
-                     m.actnorm, m.get("coupling_scale", "tanh"))
+                     m.actnorm, m.get("coupling_scale", "tanh"), m.get("learned_prior", False))
   return FlatFlow(m.arch, m.steps, tuple(m.hidden), m.scale_bound, m.actnorm,
                   m.get("num_bins", 8), m.get("tail_bound", 3.0))
 

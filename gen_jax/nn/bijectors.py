@@ -290,6 +290,48 @@ def merge_factored(h: jax.Array, z: jax.Array) -> jax.Array:
   return jnp.concatenate([h, z], axis=-1)
 
 
+PRIOR_SCALE_BOUND = 3.0
+
+
+class SplitPrior(nn.Module):
+  """Glow's learned split prior as a bijector: f32[B, H, W, C] -> same.
+
+  Before `factor_out`, the part that leaves the flow, z (the last C - C//2
+  channels), is standardized given the part that stays, h (the first C//2):
+  z' = (z - mu(h)) / sigma(h), with [-log sigma, -mu / sigma] from one
+  zero-initialized 3x3 convolution of h, so the layer starts at the identity.
+  Scoring z' under N(0, I) is scoring z under N(mu(h), sigma(h)^2), and
+  sampling z' ~ N(0, T^2 I) draws z = mu + T sigma eps as Glow does.
+  log sigma is bounded to +-`bound` (`bounded_log_scale`).
+  """
+  bound: float = PRIOR_SCALE_BOUND
+
+  @nn.compact
+  def __call__(self, x, reverse: bool = False):
+    h, z = factor_out(x)
+    raw = nn.Conv(2 * z.shape[-1], (3, 3), kernel_init=nn.initializers.zeros, name="conv")(h)
+    z, ld = _affine(z, raw, self.bound, reverse, "tanh")
+    return merge_factored(h, z), _sum_event(ld)
+
+
+class LearnedPrior(nn.Module):
+  """Glow's learned top prior as a bijector: per-element y = x * exp(log_s) + t.
+
+  f32[B, ...] -> same, with one (log_s, t) per element of an example (per
+  position and channel: the base N(0, I) becomes N(mu, sigma^2) with mu and
+  sigma free per pixel). Zero-initialized (the identity); log_s bounded to
+  +-`bound`.
+  """
+  bound: float = PRIOR_SCALE_BOUND
+
+  @nn.compact
+  def __call__(self, x, reverse: bool = False):
+    raw = self.param("raw", nn.initializers.zeros, (2,) + x.shape[1:])
+    raw = jnp.broadcast_to(jnp.concatenate([raw[0], raw[1]], -1), x.shape[:-1] + (2 * x.shape[-1],))
+    y, ld = _affine(x, raw, self.bound, reverse, "tanh")
+    return y, _sum_event(ld)
+
+
 class Permute(nn.Module):
   """Fixed permutation of the last axis, log_det 0: f32[B, ..., D] -> same.
 
