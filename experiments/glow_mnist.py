@@ -18,7 +18,7 @@ Samples: T = 1 in samples/, T = 0.7 (Glow's choice) in samples/samples_t07_*.
 
 Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
   python -m gen_jax.main --config experiments/glow_mnist.py --workdir runs/glow_mnist
-      default: K=16, 64 channels, batch 64, 100k steps; one GPU, hours (not run here)
+      default: K=32, 512 channels, batch 64, 100k steps; one GPU, hours (not run here)
   python -m gen_jax.main --config experiments/glow_mnist.py:cpu --workdir runs/glow_mnist_cpu
       K=8, 128 channels, logit inputs, 60k steps of batch 64 (64 epochs), test
       bits/dim every 4k steps; 2 CPU cores (AMD EPYC) at about 2.2 steps/s, so
@@ -38,7 +38,9 @@ VARIANTS = ("cpu", "smoke")
 
 def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
-  c = realnvp_mnist.image_flow_config(variant, arch="glow", levels=2, steps=16,
+  # Default: the paper's depth K=32 and width 512 (Glow's CIFAR-10 model); two
+  # levels, as 28x28 allows only two squeezes (Glow's L=3 needs 32x32).
+  c = realnvp_mnist.image_flow_config(variant, arch="glow", levels=2, steps=32, hidden=512,
                                       preprocess="center", reference=1.05,
                                       cpu_steps=60_000, coupling_scale="sigmoid",
                                       cpu_hidden=128, learned_prior=True)
