@@ -94,15 +94,18 @@ def _affine(x: jax.Array, raw: jax.Array, bound: float, reverse: bool, scale: st
 
 
 class _ConvNet(nn.Module):
-  """RealNVP/Glow conditioner: conv3x3 -> relu -> conv1x1 -> relu -> conv3x3 (zero init)."""
+  """RealNVP/Glow conditioner: conv3x3 -> relu -> conv1x1 -> relu -> conv3x3 (zero init).
+
+  `layers.Conv`: on the CPU the 1x1 layer runs as a matrix product.
+  """
   hidden: int
   out: int
 
   @nn.compact
   def __call__(self, x):
-    h = jax.nn.relu(nn.Conv(self.hidden, (3, 3), name="conv_in")(x))
-    h = jax.nn.relu(nn.Conv(self.hidden, (1, 1), name="conv_mid")(h))
-    return nn.Conv(self.out, (3, 3), kernel_init=nn.initializers.zeros, name="conv_out")(h)
+    h = jax.nn.relu(layers.Conv(self.hidden, (3, 3), name="conv_in")(x))
+    h = jax.nn.relu(layers.Conv(self.hidden, (1, 1), name="conv_mid")(h))
+    return layers.Conv(self.out, (3, 3), kernel_init=nn.initializers.zeros, name="conv_out")(h)
 
 
 class _ZeroMLP(nn.Module):
@@ -309,7 +312,8 @@ class SplitPrior(nn.Module):
   @nn.compact
   def __call__(self, x, reverse: bool = False):
     h, z = factor_out(x)
-    raw = nn.Conv(2 * z.shape[-1], (3, 3), kernel_init=nn.initializers.zeros, name="conv")(h)
+    raw = layers.Conv(2 * z.shape[-1], (3, 3), kernel_init=nn.initializers.zeros,
+                      name="conv")(h)
     z, ld = _affine(z, raw, self.bound, reverse, "tanh")
     return merge_factored(h, z), _sum_event(ld)
 
