@@ -21,8 +21,8 @@ Commands (data: TFDS mnist via TFDS_DATA_DIR, or --config.data.download=True):
       default: K=32, 512 channels, batch 64, 100k steps; one GPU, hours (not run here)
   python -m gen_jax.main --config experiments/glow_mnist.py:cpu --workdir runs/glow_mnist_cpu
       K=8, 128 channels, logit inputs, 60k steps of batch 64 (64 epochs), test
-      bits/dim every 4k steps; 2 CPU cores (AMD EPYC) at about 2.2 steps/s, so
-      about 7.6 hours over several sittings: interrupt it at will (SIGTERM or
+      bits/dim every 4k steps; 2 CPU cores (AMD EPYC) at 2.7-4.1 steps/s, so
+      about 5 hours over several sittings: interrupt it at will (SIGTERM or
       Ctrl-C saves a checkpoint) and rerun to resume. Its predecessor (64
       channels, no learned priors, 4.3-6 steps/s) ended at 1.285 bits/dim
       (docs/history/glow_mnist_cpu_k8_h64).

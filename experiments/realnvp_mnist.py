@@ -43,8 +43,7 @@ def image_flow_config(variant: str, arch: str, levels: int, steps: int, preproce
   c.family = "flow"
   c.model = dict(arch=arch, levels=levels, steps=steps, hidden=hidden, scale_bound=2.0,
                  coupling_scale=coupling_scale, learned_prior=learned_prior, actnorm=True,
-                 preprocess=preprocess,
-                 logit_alpha=0.05, temperature=1.0)
+                 preprocess=preprocess, logit_alpha=0.05, temperature=1.0)
   c.data.update(name="mnist", variant="dequantized_8bit", batch_size=64)
   # Warmup: without it, Glow's first few hundred steps spike (grad norm ~1e5).
   c.optim.model = optim.adam(1e-3, schedule="cosine", warmup_steps=2000,

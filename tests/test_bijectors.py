@@ -9,6 +9,7 @@ from jvps at the forward pass's own shapes, and jit the spline once.
 """
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -154,7 +155,6 @@ def test_coupling_leaves_the_conditioning_part_unchanged(mask, parity):
 
 
 def test_split_prior_scores_the_factored_half_under_a_gaussian_given_the_kept_half():
-  import flax.linen as nn   # pylint: disable=import-outside-toplevel
   module, x = bj.SplitPrior(), _x(IMG)
   variables = _init(module, x)
   y, ld = module.apply(variables, x)

@@ -331,7 +331,8 @@ class LearnedPrior(nn.Module):
   @nn.compact
   def __call__(self, x, reverse: bool = False):
     raw = self.param("raw", nn.initializers.zeros, (2,) + x.shape[1:])
-    raw = jnp.broadcast_to(jnp.concatenate([raw[0], raw[1]], -1), x.shape[:-1] + (2 * x.shape[-1],))
+    raw = jnp.broadcast_to(jnp.concatenate([raw[0], raw[1]], -1),
+                           x.shape[:-1] + (2 * x.shape[-1],))
     y, ld = _affine(x, raw, self.bound, reverse, "tanh")
     return y, _sum_event(ld)
 
