@@ -30,6 +30,13 @@ Each round times `--steps` steps of every contender in turn (the order
 rotates between rounds); the table shows the median over rounds and the
 ratio torch_eager / contender (> 1: faster than PyTorch).
 
+A roofline beside it: each contender's FLOPs per step (XLA's cost analysis of
+the compiled step; torch's FlopCounterMode for PyTorch), its GFLOP/s, and that
+rate as a fraction of the machine's dense float32 matmul rate measured in the
+same run (the better of XLA's and torch's 2048^3 products). "Needed" is the
+fraction a JAX contender would have to reach to run in PyTorch's time / 1.2:
+above 100% the target cannot be met with the same arithmetic.
+
 Reference (2-core CPU, before this family): PyTorch 330 ms/step, a
 straightforward JAX port with ConvTranspose 1,458 ms/step.
 """
@@ -49,6 +56,7 @@ from gen_jax.models import gan
 from gen_jax.trainers import sgd
 
 BATCH, SIZE, NZ, NGF = 16, 64, 100, 64
+TARGET = 1.2   # the speed asked of the fastest formulation, as PyTorch's ms / ours
 X_SHAPE = (SIZE, SIZE, 3)
 JAX_CONTENDERS = {
     "jax_transpose": ("transpose", "strided"),
@@ -72,7 +80,8 @@ def make_config(upsample: str, downsample: str):
 
 
 def jax_contender(upsample: str, downsample: str, x: jax.Array, params, state):
-  """(chunk(n) -> ms/step, family) for one layer formulation, from given params."""
+  """(chunk(n) -> ms/step, FLOPs per step by XLA's cost analysis) for one layer
+  formulation, from given params."""
   config = make_config(upsample, downsample)
   family = gan.make(config, spec_lib.example(X_SHAPE))
   trainer = sgd.make(family, config)
@@ -80,6 +89,7 @@ def jax_contender(upsample: str, downsample: str, x: jax.Array, params, state):
   ts = ts.replace(params=jax.tree.map(jnp.copy, params), state=jax.tree.map(jnp.copy, state))
   step = jax.jit(lambda ts, x, i: trainer.step(ts, {"x": x}, jax.random.fold_in(
       jax.random.key(1), i)), donate_argnums=0)
+  flops = common.compiled_flops(step, ts, x, 0)
   i = 0
 
   def chunk(n: int) -> float:
@@ -90,7 +100,7 @@ def jax_contender(upsample: str, downsample: str, x: jax.Array, params, state):
       i += 1
     jax.block_until_ready(ts)
     return (time.perf_counter() - t0) * 1e3 / n
-  return chunk, family
+  return chunk, flops
 
 
 def output_differences(x, params, state) -> dict:
@@ -109,7 +119,8 @@ def output_differences(x, params, state) -> dict:
 
 
 def torch_contender(torch, x_np: np.ndarray):
-  """pytorch/examples dcgan/main.py netG, netD and training step (CPU)."""
+  """(chunk(n) -> ms/step, parameter counts, FLOPs per step) of pytorch/examples
+  dcgan/main.py's netG, netD and training step (CPU); FLOPs by torch's FlopCounterMode."""
   nn = torch.nn
 
   class Generator(nn.Module):
@@ -170,7 +181,11 @@ def torch_contender(torch, x_np: np.ndarray):
       err_g.backward()
       opt_g.step()
     return (time.perf_counter() - t0) * 1e3 / n
-  return chunk, counts
+
+  from torch.utils import flop_counter  # pylint: disable=g-import-not-at-top
+  with flop_counter.FlopCounterMode(display=False) as counter:
+    chunk(1)   # one (untimed) step, counted: convolutions and matmuls, forward and backward
+  return chunk, counts, float(counter.get_total_flops())
 
 
 def main(argv=None) -> dict:
@@ -198,12 +213,14 @@ def main(argv=None) -> dict:
   params, state = base.init(jax.random.key(0), {"x": x})
   diffs = output_differences(x, params, state)
   print("max |output - jax_transpose output|:", json.dumps(diffs))
-  contenders = {name: jax_contender(up, down, x, params, state)[0]
-                for name, (up, down) in JAX_CONTENDERS.items() if name in only}
+  contenders, flops = {}, {}
+  for name, (up, down) in JAX_CONTENDERS.items():
+    if name in only:
+      contenders[name], flops[name] = jax_contender(up, down, x, params, state)
   torch, torch_note = common.import_torch(args.no_torch)
   torch_counts = None
   if torch is not None:
-    contenders["torch_eager"], torch_counts = torch_contender(torch, x_np)
+    contenders["torch_eager"], torch_counts, flops["torch_eager"] = torch_contender(torch, x_np)
     print(f"torch {torch.__version__}: cpu ({torch.get_num_threads()} threads); "
           f"parameters netG {torch_counts[0]:,}, netD {torch_counts[1]:,}")
   elif torch_note:
@@ -218,15 +235,29 @@ def main(argv=None) -> dict:
   per_round = common.alternating_rounds(
       {n: (lambda n=n: contenders[n](args.steps)) for n in names}, args.rounds, fmt=".1f")
   results = common.medians(per_round)
+  gemm = common.gemm_rate(torch)
+  peak = max(gemm.values())
   torch_ms = results.get("torch_eager")
   speedup = {name: (torch_ms / ms if torch_ms else None) for name, ms in results.items()}
+  rate = {n: (flops[n] / results[n] / 1e6 if flops.get(n) else None) for n in names}
+  fraction = {n: (r / peak if r else None) for n, r in rate.items()}
+  # What 1.2x PyTorch asks of each JAX contender: its own FLOPs in torch_ms / 1.2.
+  needed = {n: (flops[n] / (torch_ms / TARGET) / 1e6 / peak if torch_ms and flops.get(n)
+                else None) for n in names if n != "torch_eager"}
   print(f"\nms/step, median of {args.rounds} rounds of {args.steps} steps, DCGAN 64x64x3, "
         f"batch {BATCH} ({backend}, {device_kind})\n")
-  print("| contender | ms/step | torch_eager / contender |")
-  print("|---|---:|---:|")
+  print(f"dense float32 matmul rate (2048^3, best of 5): "
+        + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in gemm.items()) + "\n")
+  print(f"| contender | ms/step | torch_eager / contender | GFLOP/step | GFLOP/s | "
+        f"of the matmul rate | needed for {TARGET}x |")
+  print("|---|---:|---:|---:|---:|---:|---:|")
   for name in names:
     s = f"{speedup[name]:.2f}" if speedup[name] else "n/a"
-    print(f"| {name} | {results[name]:.1f} | {s} |")
+    f_ = f"{flops[name] / 1e9:.2f}" if flops.get(name) else "n/a"
+    r_ = f"{rate[name]:.1f}" if rate[name] else "n/a"
+    p_ = f"{fraction[name]:.0%}" if fraction[name] else "n/a"
+    n_ = f"{needed[name]:.0%}" if needed.get(name) else ""
+    print(f"| {name} | {results[name]:.1f} | {s} | {f_} | {r_} | {p_} | {n_} |")
   report = common.fields(
       "dcgan_train_step",
       model="pytorch/examples DCGAN 64x64x3, nz=100, ngf=ndf=64, BatchNorm, BCE, "
@@ -240,6 +271,12 @@ def main(argv=None) -> dict:
       ms_per_step=results,
       ms_per_step_per_round=per_round,
       torch_over_contender=speedup,
+      flops_per_step=flops,
+      gflop_per_s=rate,
+      matmul_gflop_per_s=gemm,
+      fraction_of_matmul_rate=fraction,
+      fraction_needed_for_target=needed,
+      target=TARGET,
       skipped=[torch_note] if torch_note else [],
   )
   common.write_json(args.json, report)

@@ -36,6 +36,43 @@ def random_arrays(seed: int = 0):
                                           shape)
 
 
+def gemm_rate(torch=None, n: int = 2048, reps: int = 5) -> dict[str, float]:
+  """The machine's dense float32 matmul rate in GFLOP/s: the best of `reps` (n, n) @ (n, n)
+  products through XLA (jitted jnp.dot) and, when given, torch.mm at its thread count.
+
+  A roofline for a step dominated by matrix products: a step of F GFLOP cannot run in
+  less than F / rate seconds with the same arithmetic (Winograd or FFT convolutions, or
+  lower precision, would change F or the rate).
+  """
+  import time  # pylint: disable=g-import-not-at-top
+  a = jax.random.normal(jax.random.key(0), (n, n))
+  dot = jax.jit(lambda a, b: a @ b)
+  dot(a, a).block_until_ready()
+
+  def best(fn) -> float:
+    times = []
+    for _ in range(reps):
+      t0 = time.perf_counter()
+      fn()
+      times.append(time.perf_counter() - t0)
+    return 2 * n**3 / min(times) / 1e9
+  rates = {"xla": best(lambda: dot(a, a).block_until_ready())}
+  if torch is not None:
+    t = torch.randn(n, n)
+    t @ t
+    rates["torch"] = best(lambda: t @ t)
+  return rates
+
+
+def compiled_flops(jitted, *args) -> float | None:
+  """XLA's cost-analysis FLOP count of `jitted` compiled for `args` (None if absent)."""
+  cost = jitted.lower(*args).compile().cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else {}
+  flops = (cost or {}).get("flops")
+  return float(flops) if flops is not None else None
+
+
 def import_torch(disabled: bool):
   """(torch module or None, the reason it is absent)."""
   if disabled:

@@ -74,8 +74,13 @@ def rows_of(name: str, r: dict) -> list[dict]:
     ms = r["ms_per_step"]
     ours = {k: v for k, v in ms.items() if k != "torch_eager"}
     best = min(ours, key=ours.get)
+    frac, need = r.get("fraction_of_matmul_rate", {}), r.get("fraction_needed_for_target", {})
+    note = ""
+    if frac.get(best) and frac.get("torch_eager") and need.get(best):
+      note = (f"{frac[best]:.0%} of the measured float32 matmul rate, PyTorch "
+              f"{frac['torch_eager']:.0%}; {r.get('target', 1.2)}x would need {need[best]:.0%}")
     return [_row("dcgan", f"DCGAN 64x64 b16, fastest formulation ({best})", ours[best],
-                 "PyTorch eager", ms.get("torch_eager"), 1.2, "ms/step")]
+                 "PyTorch eager", ms.get("torch_eager"), 1.2, "ms/step", note=note)]
   if name == "gpt":
     ms = {row["contender"]: row["value"] for row in r["rows"]}
     k = r.get("trainer_steps_per_call", 1)

@@ -75,3 +75,13 @@ def test_default_json_names_the_cpu_model_so_machines_do_not_overwrite_each_othe
   assert os.path.basename(a) == "1_x_cpu_2_cores_amd_epyc_avx_512.json"
   assert a != b
   assert os.path.basename(run_all.default_json("1 x NVIDIA H100", None)) == "1_x_nvidia_h100.json"
+
+
+def test_compiled_flops_counts_a_matmul_as_two_flops_per_multiply_add():
+  import common  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  a, b = jnp.ones((8, 16)), jnp.ones((16, 4))
+  assert common.compiled_flops(jax.jit(jnp.matmul), a, b) == 2 * 8 * 16 * 4
+  rates = common.gemm_rate(n=64, reps=1)
+  assert set(rates) == {"xla"} and rates["xla"] > 0
