@@ -88,6 +88,7 @@ TOP = 3.0   # bits/dim: the top of the curve figure; larger test means are marke
 
 def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> str:
   fig, ax = _axes()
+  papers = set()   # (value, arch) lines drawn: runs of one architecture share theirs
   for i, w in enumerate(workdirs):
     config, per_epoch = _run(w)
     rows = [json.loads(line) for line in open(os.path.join(w, "metrics.jsonl")) if line.strip()]
@@ -119,9 +120,10 @@ def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> s
       ax.plot(*zip(*median, strict=True), color=color, marker="s", ms=5, ls="none",
               label=f"{name}: test median ({median[-1][1]:.3f})")
     ref = config.get("reference", {})
-    if ref.get("value"):
-      ax.axhline(ref["value"], color=color, ls="--", lw=0.8,
-                 label=f"paper {ref['value']} ({config['model']['arch']})")
+    paper = (ref.get("value"), config["model"]["arch"])
+    if paper[0] and paper not in papers:
+      papers.add(paper)
+      ax.axhline(paper[0], color="k", ls="--", lw=0.8, label=f"paper {paper[0]} ({paper[1]})")
   ax.set_ylabel("bits/dim (8-bit, dequantized)")
   ax.set_ylim(0.9, TOP)
   return _save(fig, ax, "MNIST test bits/dim against epochs (2 CPU cores)", out)
