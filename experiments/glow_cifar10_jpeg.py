@@ -8,7 +8,9 @@ Target: a working Glow pipeline on 32x32x3 data; for orientation only, Glow
   reports 3.35 bits/dim on real CIFAR-10 (Kingma & Dhariwal 2018, Table 2;
   K=32, L=3, 512 channels, multi-GPU days), not comparable here.
 Model: L=3 levels (32x32x3 -> 16x16x12 -> 8x8x24 -> 4x4x48), K steps of
-  [ActNorm, LU 1x1 conv, affine coupling], inputs centred, 8-bit dequantized.
+  [ActNorm, LU 1x1 conv, affine coupling], Glow's learned priors (the split
+  priors conditioned on the kept half and a learned top prior, as glow_mnist),
+  inputs centred, 8-bit dequantized.
 Data: decode the JPEG copy once into an npz of uint8 arrays:
     python experiments/dcgan_cifar10_jpeg.py JPEG_DIR runs/cifar10_jpeg_q75.npz
   (JPEG_DIR holds cifar10_jpeg_{train_part1,train_part2,test}.npz).
@@ -32,7 +34,7 @@ def get_config(arg: str = ""):
   variant = config_lib.parse_variant(arg, VARIANTS)
   c = realnvp_mnist.image_flow_config(variant, arch="glow", levels=3, steps=16,
                                       preprocess="center", reference=0.0, hidden=128,
-                                      coupling_scale="sigmoid")
+                                      coupling_scale="sigmoid", learned_prior=True)
   c.data.update(name="npz", path="", description=LABEL)
   c.reference.update(metric="test_ll/bpd", value=0.0,
                      source=f"{LABEL}: no comparable published number (lossy data)")
