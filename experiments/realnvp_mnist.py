@@ -37,13 +37,20 @@ def get_config(arg: str = ""):
 def image_flow_config(variant: str, arch: str, levels: int, steps: int, preprocess: str,
                       reference: float, hidden: int = 64, cpu_hidden: int = 64,
                       cpu_steps: int = 28_000, coupling_scale: str = "tanh",
-                      cpu_lr: float = 1e-3, learned_prior: bool = False):
-  """Shared by the image-flow experiments; `variant` picks the schedule."""
+                      cpu_lr: float = 1e-3, learned_prior: bool = False,
+                      dequantization: str = "uniform"):
+  """Shared by the image-flow experiments; `variant` picks the schedule.
+
+  `dequantization="variational"` adds the model keys of a learned q(u | k)
+  (Flow++'s variational dequantization; the config of a uniform run has none).
+  """
   c = config_lib.base()
   c.family = "flow"
   c.model = dict(arch=arch, levels=levels, steps=steps, hidden=hidden, scale_bound=2.0,
                  coupling_scale=coupling_scale, learned_prior=learned_prior, actnorm=True,
                  preprocess=preprocess, logit_alpha=0.05, temperature=1.0)
+  if dequantization != "uniform":
+    c.model.update(dequantization=dequantization, deq_hidden=16, deq_steps=4)
   c.data.update(name="mnist", variant="dequantized_8bit", batch_size=64)
   # Warmup: without it, Glow's first few hundred steps spike (grad norm ~1e5).
   c.optim.model = optim.adam(1e-3, schedule="cosine", warmup_steps=2000,

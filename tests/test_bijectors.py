@@ -428,3 +428,35 @@ def test_bad_options_are_rejected():
     bj.Squeeze().init(jax.random.key(0), _x((1, 3, 4, 1)))
   with pytest.raises(ValueError, match="at least 2 channels"):
     bj.AffineCoupling("channel").init(jax.random.key(0), _x((1, 2, 2, 1)))
+
+
+def test_variational_dequantizer_log_q_is_the_density_of_u_by_its_jacobian():
+  module = bj.VariationalDequantizer(hidden=8, steps=2)
+  levels, eps = _x(IMG, seed=3, scale=0.3), _x(IMG, seed=4, scale=1.0)
+  variables = _perturb(module.init(jax.random.key(0), levels, eps), noise=0.1)
+  u, log_q = module.apply(variables, levels, eps)
+  assert np.all((u > 0) & (u < 1))
+  assert np.abs(np.asarray(u) - jax.nn.sigmoid(eps)).max() > 1e-2, "q is still the init"
+  jac = _jacobians(lambda e: module.apply(variables, levels, e)[0], eps)
+  sign, log_det = np.linalg.slogdet(jac)
+  assert np.all(sign != 0)
+  log_normal = (-0.5 * (eps.astype(np.float64) ** 2).reshape(IMG[0], -1).sum(-1)
+                - 0.5 * eps[0].size * np.log(2 * np.pi))
+  np.testing.assert_allclose(log_q, log_normal - log_det, atol=1e-3)
+  eps_back, log_q_back = module.apply(variables, levels, u, reverse=True)
+  np.testing.assert_allclose(eps_back, eps, atol=1e-4)
+  np.testing.assert_allclose(log_q_back, log_q, atol=1e-3)
+  # The image conditions q: other levels, other u for the same eps.
+  u_other, _ = module.apply(variables, -levels, eps)
+  assert np.abs(np.asarray(u_other) - np.asarray(u)).max() > 1e-3
+
+
+def test_variational_dequantizer_starts_as_a_logistic_normal():
+  module = bj.VariationalDequantizer(hidden=8, steps=2)
+  levels, eps = _x(IMG, seed=3, scale=0.3), _x(IMG, seed=4, scale=1.0)
+  u, log_q = module.apply(module.init(jax.random.key(0), levels, eps), levels, eps)
+  np.testing.assert_allclose(u, jax.nn.sigmoid(eps), rtol=1e-6)
+  e = eps.astype(np.float64).reshape(IMG[0], -1)
+  s = 1 / (1 + np.exp(-e))
+  want = (-0.5 * e**2 - 0.5 * np.log(2 * np.pi) - np.log(s * (1 - s))).sum(-1)
+  np.testing.assert_allclose(log_q, want, rtol=1e-5)

@@ -175,6 +175,55 @@ def test_bad_flow_configs_are_rejected():
     flows.make(_config("maf", "dequantized_8bit", preprocess="log"), spec_lib.example((4, 4, 1)))
   with pytest.raises(errors.ConfigError, match="temperature"):
     flows.make(_config("nsf", "continuous", temperature=0.0), spec_lib.example((2,)))
+  with pytest.raises(errors.ConfigError, match="model.dequantization"):
+    flows.make(_config("glow", "dequantized_8bit", dequantization="learned"),
+               spec_lib.example((4, 4, 2)))
+  with pytest.raises(errors.ConfigError, match="needs 8-bit images"):
+    flows.make(_config("maf", "dequantized_8bit", dequantization="variational"),
+               spec_lib.example((2, 2, 1)))
   with pytest.raises(errors.ConfigError, match="model.coupling_scale"):
     flows.make(_config("glow", "dequantized_8bit", coupling_scale="exp"),
                spec_lib.example((4, 4, 2)))
+
+
+
+def test_variational_dequantization_is_a_normalized_density_on_the_cell_and_a_bound():
+  """For one 2x2 image k: q(u | k) integrates to 1 over the cell [0, 1)^4 (midpoint
+  quadrature of its density, `reverse`), and the family's one-sample value, averaged,
+  lies below log P(k) = log of p integrated over k's cell (Jensen)."""
+  shape = (2, 2, 1)
+  cfg = _config("glow", "dequantized_8bit", levels=1, steps=1, preprocess="logit",
+                coupling_scale="sigmoid", learned_prior=True)
+  uniform = flows.make(cfg, spec_lib.example(shape))
+  cfg.model.update(dequantization="variational", deq_hidden=8, deq_steps=2)
+  family = flows.make(cfg, spec_lib.example(shape))
+  k = np.array([0, 3, 128, 255], np.float32).reshape((1,) + shape)
+  rng = np.random.default_rng(0)   # ActNorm's init batch: varied images
+  x_init = ((rng.integers(0, 256, (16,) + shape) + rng.random((16,) + shape)) / 256)
+  params, state = _perturbed(family, x_init.astype(np.float32), noise=0.05)
+  # Small enough that q stays smooth: the 16^4-point quadrature below then resolves it.
+  deq = _perturbed(family, x_init.astype(np.float32), seed=2, noise=0.1)[0]["model"]
+  params = {"model": {**params["model"], "dequantizer": deq["dequantizer"]}}
+  flow_params = {"model": {n: v for n, v in params["model"].items() if n != "dequantizer"}}
+
+  def cell(n):   # midpoints of an n^4 grid on [0, 1)^4, as f32[n^4, 2, 2, 1]
+    g = np.stack(np.meshgrid(*[(np.arange(n) + 0.5) / n] * 4, indexing="ij"), -1)
+    return g.reshape((-1,) + shape).astype(np.float32)
+  u = cell(16)
+  levels = np.broadcast_to(k / 255 - 0.5, u.shape)
+  module = flows.build(cfg.model, shape)
+  _, log_q = jax.jit(lambda v, l, u: module.apply(v, l, u, True, method=module.dequantize))(
+      {"params": params["model"], **state}, levels, u)
+  np.testing.assert_allclose(np.mean(np.exp(np.asarray(log_q, np.float64))), 1.0, atol=0.01)
+
+  x_grid = (k + cell(6)) / 256
+  log_p = -np.asarray(jax.jit(uniform.eval_fn)(flow_params, state, {"x": x_grid}, None)["nll"],
+                      np.float64)
+  d_log_256 = 4 * math.log(256)
+  log_p_cell = np.log(np.mean(np.exp(log_p - log_p.max()))) + log_p.max() - d_log_256
+  x = np.repeat((k + 0.5) / 256, 4096, 0)
+  out = jax.jit(family.eval_fn)(params, state, {"x": x}, jax.random.key(5))
+  elbo = -np.asarray(out["nll"], np.float64)
+  assert elbo.std() > 0.05, "q is (nearly) p's own conditional: a weak test"
+  assert elbo.mean() - d_log_256 < log_p_cell - 0.01
+  np.testing.assert_allclose(out["bpd"], accounting.bits_per_dim(-elbo, 4), rtol=1e-5)

@@ -28,6 +28,10 @@ With `learned_prior` (Glow's learntop and split priors), each factored-out
 part is standardized given the part that stays (`bij.SplitPrior`) and the
 top level by a learned per-pixel affine (`bij.LearnedPrior`): the base is
 still N(0, I) in z, so scoring and temperature sampling are unchanged.
+With `dequantization="variational"` (image flows on 8-bit data), the uniform
+noise of the data variant is replaced by noise from a learned conditional flow
+q(u | k) (`bij.VariationalDequantizer`, Flow++), trained jointly; the
+reported bits/dim are then a one-sample estimate of the variational bound.
 
 Sampling draws z ~ N(0, T^2 I) with temperature T (`temperature`; Glow used
 T = 0.7) and inverts the flow; images are clipped to [0, 1].
@@ -53,6 +57,7 @@ from gen_jax.nn import dists
 IMAGE_ARCHS = ("realnvp", "glow")
 FLAT_ARCHS = ("maf", "nsf", "coupling")
 ARCHS = IMAGE_ARCHS + FLAT_ARCHS
+DEQUANTIZATION = ("uniform", "variational")
 
 
 def _image_layout(arch: str, levels: int, shape: tuple) -> tuple[list, tuple]:
@@ -84,6 +89,9 @@ class ImageFlow(nn.Module):
   actnorm: bool = True
   coupling_scale: str = "tanh"
   learned_prior: bool = False
+  dequantization: str = "uniform"
+  deq_hidden: int = 16
+  deq_steps: int = 4
 
   def setup(self):
     self.z_shapes, self.final_shape = _image_layout(self.arch, self.levels, self.image_shape)
@@ -112,6 +120,13 @@ class ImageFlow(nn.Module):
     self.stages = stages
     if self.learned_prior:
       self.priors = [bij.SplitPrior() for _ in range(self.levels - 1)] + [bij.LearnedPrior()]
+    if self.dequantization == "variational":
+      self.dequantizer = bij.VariationalDequantizer(self.deq_hidden, self.deq_steps)
+
+  def dequantize(self, levels, eps, reverse: bool = False):
+    """q(u | k) (`bij.VariationalDequantizer`): (u f32[B, H, W, C], log q f32[B] nats);
+    with `reverse`, eps holds u and the result is (eps, log q(u | k))."""
+    return self.dequantizer(levels, eps, reverse)
 
   def __call__(self, x, reverse: bool = False):
     b = x.shape[0]
@@ -189,6 +204,13 @@ def _check(m: ml_collections.ConfigDict, variant: str, x_shape: tuple) -> None:
                              f"{m.get('levels')})")
   if m.arch in IMAGE_ARCHS and m.get("coupling_scale", "tanh") not in bij.SCALES:
     raise errors.ConfigError(errors.choices("model.coupling_scale", m.coupling_scale, bij.SCALES))
+  deq = m.get("dequantization", "uniform")
+  if deq not in DEQUANTIZATION:
+    raise errors.ConfigError(errors.choices("model.dequantization", deq, DEQUANTIZATION))
+  if deq == "variational" and (variant != "dequantized_8bit" or m.arch not in IMAGE_ARCHS):
+    raise errors.ConfigError(
+        f"model.dequantization 'variational' needs 8-bit images (data.variant "
+        f"'dequantized_8bit') and an image arch {IMAGE_ARCHS} (got {variant!r}, {m.arch!r})")
   if m.temperature <= 0:
     raise errors.ConfigError(f"model.temperature must be > 0 (got {m.temperature})")
   accounting._check(m.preprocess, m.logit_alpha)  # pylint: disable=protected-access
@@ -203,7 +225,9 @@ def build(m: ml_collections.ConfigDict, x_shape: tuple) -> nn.Module:
   """
   if m.arch in IMAGE_ARCHS:
     return ImageFlow(m.arch, tuple(x_shape), m.levels, m.steps, m.hidden, m.scale_bound,
-                     m.actnorm, m.get("coupling_scale", "tanh"), m.get("learned_prior", False))
+                     m.actnorm, m.get("coupling_scale", "tanh"), m.get("learned_prior", False),
+                     m.get("dequantization", "uniform"), m.get("deq_hidden", 16),
+                     m.get("deq_steps", 4))
   return FlatFlow(m.arch, m.steps, tuple(m.hidden), m.scale_bound, m.actnorm,
                   m.get("num_bins", 8), m.get("tail_bound", 3.0))
 
@@ -219,33 +243,59 @@ def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
   flow = build(m, x_shape)
   to_flow = (lambda y: y) if m.arch in IMAGE_ARCHS else (lambda y: y.reshape(y.shape[0], -1))
 
+  variational = m.get("dequantization", "uniform") == "variational"
+
   def variables(params, state):
     return {"params": params["model"], **state}
 
-  def log_prob(params, state, x):
-    """log p(x) in nats per example, x in data-variant space: f32[B]."""
+  def levels_and_noise(x, rng):
+    """(k, k scaled to [-1/2, 1/2], eps ~ N(0, I)) for dequantized x = (k + u) / 256, k 8-bit.
+
+    k = floor(256 x): exact unless k + u rounded up to k + 1 in float32 (u within
+    2^-17 of 1, a ~1e-5 chance per pixel), which reads the pixel one level up.
+    """
+    k = jnp.clip(jnp.floor(x * accounting.LEVELS_8BIT), 0, accounting.LEVELS_8BIT - 1)
+    return k, k / (accounting.LEVELS_8BIT - 1) - 0.5, jax.random.normal(rng, x.shape, x.dtype)
+
+  def log_prob(params, state, x, rng=None):
+    """log p(x) in nats per example, x in data-variant space: f32[B].
+
+    With variational dequantization, x's uniform noise is replaced by u ~ q(u | k)
+    (drawn with `rng`) and the value is log p((k + u) / 256) - log q(u | k): a
+    one-sample estimate of a lower bound on log P(k) + D log 256.
+    """
+    log_q = 0.0
+    if variational:
+      k, levels, eps = levels_and_noise(x, rng)
+      u, log_q = flow.apply(variables(params, state), levels, eps,
+                            method=ImageFlow.dequantize)
+      x = (k + u) / accounting.LEVELS_8BIT
     y, ld_pre = accounting.preprocess(x, m.preprocess, m.logit_alpha)
     z, ld_flow = flow.apply(variables(params, state), to_flow(y))
-    return dists.std_normal_log_prob(z) + ld_flow + ld_pre
+    return dists.std_normal_log_prob(z) + ld_flow + ld_pre - log_q
 
   def init(rng, batch):
     y, _ = accounting.preprocess(batch["x"], m.preprocess, m.logit_alpha)
     v = flow.init({"params": rng}, to_flow(y))   # forward on data: ActNorm data init
     params = {"model": v["params"]}
+    if variational:
+      rng_q, rng_eps = jax.random.split(jax.random.fold_in(rng, 1))
+      _, levels, eps = levels_and_noise(batch["x"], rng_eps)
+      q = flow.init({"params": rng_q}, levels, eps, method=ImageFlow.dequantize)
+      params = {"model": {**v["params"], **q["params"]}}
     state = {k: val for k, val in v.items() if k != "params"}
     return params, state
 
   def loss(player, params, state, batch, rng):
-    del player, rng
-    nll = -log_prob(params, state, batch["x"])
+    del player
+    nll = -log_prob(params, state, batch["x"], rng)
     if discrete:
       bpd = accounting.bits_per_dim(nll, dims)
       return bpd.mean(), (state, {"nll": nll.mean()})
     return nll.mean(), (state, {})
 
   def eval_fn(params, state, batch, rng):
-    del rng
-    nll = -log_prob(params, state, batch["x"])
+    nll = -log_prob(params, state, batch["x"], rng)
     out = {"nll": nll}
     if discrete:
       out["bpd"] = accounting.bits_per_dim(nll, dims)
@@ -267,6 +317,9 @@ def make(config: ml_collections.ConfigDict, spec: dict) -> types.Family:
 
   units = {"nll": "nats per example, -log p(x) of the "
                   + ("dequantized x in [0,1)^D" if discrete else "continuous data")}
+  if variational:
+    units["nll"] = ("nats per example, -(log p(x) - log q(u | k)) with x = (k + u) / 256, "
+                    "u ~ q: a one-sample estimate of an upper bound on -log P(k) - D ln 256")
   if discrete:
     units["bpd"] = "bits/dim on the 8-bit scale: (nll + D ln 256) / (D ln 2)"
   image = len(x_shape) == 3
