@@ -85,3 +85,15 @@ def test_compiled_flops_counts_a_matmul_as_two_flops_per_multiply_add():
   assert common.compiled_flops(jax.jit(jnp.matmul), a, b) == 2 * 8 * 16 * 4
   rates = common.gemm_rate(n=64, reps=1)
   assert set(rates) == {"xla"} and rates["xla"] > 0
+
+
+def test_dcgan_row_states_the_roofline_when_the_report_has_it():
+  report = {"ms_per_step": {"jax_mixed": 354.1, "jax_matmul": 422.6, "torch_eager": 295.3},
+            "fraction_of_matmul_rate": {"jax_mixed": 0.57, "torch_eager": 0.73},
+            "fraction_needed_for_target": {"jax_mixed": 0.82}, "target": 1.2}
+  (row,) = run_all.rows_of("dcgan", report)
+  assert "(jax_mixed)" in row["case"] and row["met"] is False
+  assert row["note"] == ("57% of the measured float32 matmul rate, PyTorch 73%; "
+                         "1.2x would need 82%")
+  del report["fraction_of_matmul_rate"]
+  assert run_all.rows_of("dcgan", report)[0]["note"] == ""
