@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Callable
 
 import jax
@@ -44,7 +45,6 @@ def gemm_rate(torch=None, n: int = 2048, reps: int = 5) -> dict[str, float]:
   less than F / rate seconds with the same arithmetic (Winograd or FFT convolutions, or
   lower precision, would change F or the rate).
   """
-  import time  # pylint: disable=g-import-not-at-top
   a = jax.random.normal(jax.random.key(0), (n, n))
   dot = jax.jit(lambda a, b: a @ b)
   dot(a, a).block_until_ready()
@@ -64,9 +64,10 @@ def gemm_rate(torch=None, n: int = 2048, reps: int = 5) -> dict[str, float]:
   return rates
 
 
-def compiled_flops(jitted, *args) -> float | None:
-  """XLA's cost-analysis FLOP count of `jitted` compiled for `args` (None if absent)."""
-  cost = jitted.lower(*args).compile().cost_analysis()
+def compiled_flops(compiled) -> float | None:
+  """XLA's cost-analysis FLOP count of a compiled function (`jit(f).lower(...).compile()`),
+  or None if the backend gives none."""
+  cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
   flops = (cost or {}).get("flops")

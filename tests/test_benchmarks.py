@@ -82,7 +82,7 @@ def test_compiled_flops_counts_a_matmul_as_two_flops_per_multiply_add():
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   a, b = jnp.ones((8, 16)), jnp.ones((16, 4))
-  assert common.compiled_flops(jax.jit(jnp.matmul), a, b) == 2 * 8 * 16 * 4
+  assert common.compiled_flops(jax.jit(jnp.matmul).lower(a, b).compile()) == 2 * 8 * 16 * 4
   rates = common.gemm_rate(n=64, reps=1)
   assert set(rates) == {"xla"} and rates["xla"] > 0
 

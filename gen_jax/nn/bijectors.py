@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_jax.nn import layers, masked
+from gen_jax.nn import dists, layers, masked
 
 MIN_BIN_WIDTH = 1e-3
 MIN_BIN_HEIGHT = 1e-3
@@ -368,24 +368,23 @@ class VariationalDequantizer(nn.Module):
     h = jax.nn.relu(layers.Conv(self.hidden, (3, 3), name="features_out")(h))
     couplings = [AffineCoupling("checkerboard", bool(i % 2), self.hidden, self.scale_bound,
                                 name=f"coupling_{i}") for i in range(self.steps)]
+    def log_sigmoid_slope(e):   # log|du/de| of u = sigmoid(e), summed per example
+      return _sum_event(jax.nn.log_sigmoid(e) + jax.nn.log_sigmoid(-e))
+
+    def log_normal(e):
+      return dists.std_normal_log_prob(e.reshape(e.shape[0], -1))
     if reverse:   # eps holds u here
-      u = eps
-      e = jnp.log(u) - jnp.log1p(-u)
-      log_det = _sum_event(jax.nn.log_sigmoid(e) + jax.nn.log_sigmoid(-e))
+      e = jnp.log(eps) - jnp.log1p(-eps)
+      log_det = log_sigmoid_slope(e)
       for coupling in reversed(couplings):
         e, ld = coupling(e, reverse=True, cond=h)
         log_det = log_det - ld
-      return e, self._log_normal(e) - log_det
+      return e, log_normal(e) - log_det
     e, log_det = eps, jnp.zeros(eps.shape[:1], eps.dtype)
     for coupling in couplings:
       e, ld = coupling(e, cond=h)
       log_det = log_det + ld
-    log_det = log_det + _sum_event(jax.nn.log_sigmoid(e) + jax.nn.log_sigmoid(-e))
-    return jax.nn.sigmoid(e), self._log_normal(eps) - log_det
-
-  @staticmethod
-  def _log_normal(eps):
-    return -0.5 * _sum_event(eps**2) - 0.5 * math.prod(eps.shape[1:]) * math.log(2 * math.pi)
+    return jax.nn.sigmoid(e), log_normal(eps) - log_det - log_sigmoid_slope(e)
 
 
 class Permute(nn.Module):
