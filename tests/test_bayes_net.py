@@ -328,7 +328,7 @@ def test_mle_recovers_the_cpds_from_1e5_cases():
   family = bayes_net.make(config_for("asia"), table_spec(net))
   x = bn_data.forward_sample(net, 100_000, np.random.default_rng(0))
   batch = {"x": jnp.asarray(x)}
-  params, _ = family.init(jax.random.key(0), batch)
+  params, _ = jax.jit(family.init)(jax.random.key(0), batch)
   params, ll = _fit_em(family, params, batch, 2)
   for got, true in zip(bayes_net.log_tables(params), net.cpts, strict=True):
     np.testing.assert_allclose(np.exp(got), true, atol=0.02)
@@ -349,7 +349,7 @@ def test_em_with_a_hidden_variable_recovers_cpds_up_to_label_swap_and_is_monoton
   x = bn_data.forward_sample(net, 20_000, np.random.default_rng(1))
   x[:, 0] = bn_data.HIDDEN
   batch = {"x": jnp.asarray(x)}
-  params, _ = family.init(jax.random.key(4), batch)
+  params, _ = jax.jit(family.init)(jax.random.key(4), batch)
   params, ll = _fit_em(family, params, batch, 150)
   ll = np.asarray(ll)
   assert np.all(np.diff(ll) >= -1e-5), np.diff(ll).min()
@@ -374,7 +374,7 @@ def test_em_and_sgd_reach_the_same_log_likelihood(tmp_path):
   family = bayes_net.make(config_for(write(tmp_path, net)), table_spec(net))
   train = {"x": jnp.asarray(bn_data.forward_sample(net, 3000, np.random.default_rng(5)))}
   test = {"x": jnp.asarray(bn_data.forward_sample(net, 3000, np.random.default_rng(6)))}
-  params, _ = family.init(jax.random.key(0), train)
+  params, _ = jax.jit(family.init)(jax.random.key(0), train)
   em_params, _ = _fit_em(family, params, train, 1)
   tx = optax.adam(0.1)
 

@@ -22,22 +22,25 @@ def _config():
   return config_lib.load_config(experiment("classifier_mnist.py") + ":smoke")
 
 
+@pytest.mark.usefixtures("cheap_compiles")   # a tiny model: compiling is the cost
 def test_loss_is_cross_entropy_and_eval_gives_per_example_values():
   config = _config()
   config.model.shift = 0                     # no augmentation: the loss is plain cross-entropy
   family = classifier.make(config, spec_lib.example((8, 8, 1)))
   x = jax.random.uniform(jax.random.key(0), (6, 8, 8, 1))
   y = jnp.arange(6) % 10
-  params, state = family.init(jax.random.key(1), {"x": x})
+  params, state = jax.jit(family.init)(jax.random.key(1), {"x": x})
   net = classifier.make_net(config.model)
-  _, logits = net.apply({"params": params["model"]}, x)
+  # Each call jitted: one compile apiece rather than one per op.
+  _, logits = jax.jit(net.apply)({"params": params["model"]}, x)
   expected = -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(6), y])
-  value, _ = family.loss("model", params, state, {"x": x, "y": y}, jax.random.key(2))
+  value, _ = jax.jit(family.loss, static_argnums=0)(
+      "model", params, state, {"x": x, "y": y}, jax.random.key(2))
   np.testing.assert_allclose(value, expected, rtol=1e-5)   # dropout 0 in the smoke config
-  out = family.eval_fn(params, state, {"x": x, "y": y}, jax.random.key(3))
+  out = jax.jit(family.eval_fn)(params, state, {"x": x, "y": y}, jax.random.key(3))
   assert out["accuracy"].shape == (6,) and out["nll"].shape == (6,)
   np.testing.assert_allclose(out["nll"].mean(), expected, rtol=1e-5)
-  feats, probs = classifier.features(net, params, x)
+  feats, probs = jax.jit(classifier.features, static_argnums=0)(net, params, x)
   assert feats.shape == (6, config.model.feature_dim)
   np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
 

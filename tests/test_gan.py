@@ -166,13 +166,13 @@ def _equal(a, b):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_each_player_update_leaves_the_other_player_untouched(case):
   config, family, batch = _setup(case)
-  ts0 = sgd.make(family, config).init(jax.random.key(0), batch)
+  ts0 = jax.jit(sgd.make(family, config).init)(jax.random.key(0), batch)
   for player, other in (("d", "g"), ("g", "d")):
     alone = dataclasses.replace(family, players=(player,))
     c = ml_collections.ConfigDict(config.to_dict())
     del c.optim[other]
     trainer = sgd.make(alone, c)
-    ts = trainer.init(jax.random.key(0), batch)
+    ts = jax.jit(trainer.init)(jax.random.key(0), batch)
     ts = ts.replace(params=ts0.params, state=ts0.state)
     new, metrics = jax.jit(trainer.step)(ts, batch, jax.random.key(1))
     assert np.isfinite(float(metrics["loss"]))
@@ -187,7 +187,7 @@ def test_full_step_runs_n_critic_updates_then_one_generator_update():
   config, family, batch = _setup("dcgan_sn_wgan_gp")
   assert family.num_updates("d") == 3 and family.num_updates("g") == 1
   trainer = sgd.make(family, config)
-  ts = trainer.init(jax.random.key(0), batch)
+  ts = jax.jit(trainer.init)(jax.random.key(0), batch)
   new, metrics = jax.jit(trainer.step)(ts, batch, jax.random.key(1))
   assert {"d/loss", "g/loss", "d/gp", "d/w_estimate"} <= set(metrics)
   # Adam's first-moment count: 3 critic updates and 1 generator update.
@@ -198,7 +198,7 @@ def test_full_step_runs_n_critic_updates_then_one_generator_update():
 
 def test_spectral_norm_vectors_are_state_and_sigma_tracks_the_kernel():
   config, family, batch = _setup("sngan_hinge")
-  params, state = family.init(jax.random.key(0), batch)
+  params, state = jax.jit(family.init)(jax.random.key(0), batch)
   sigmas = {k: v for k, v in jax.tree_util.tree_flatten_with_path(state["d"])[0]
             if "sigma" in jax.tree_util.keystr(k)}
   assert sigmas, "spectral-norm sigma estimates live in state['d']"
@@ -217,7 +217,7 @@ def test_spectral_norm_vectors_are_state_and_sigma_tracks_the_kernel():
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_samples_have_the_data_shape_and_range(case):
   config, family, batch = _setup(case)
-  params, state = family.init(jax.random.key(0), batch)
+  params, state = jax.jit(family.init)(jax.random.key(0), batch)
   x = jax.jit(family.sample, static_argnums=3)(params, state, jax.random.key(1), 5)
   assert x.shape == (5,) + batch["x"].shape[1:]
   if x.ndim == 4:
@@ -240,7 +240,7 @@ def test_packing_concatenates_consecutive_examples_along_the_last_axis(shape):
 def test_packed_discriminator_sees_m_samples_and_gives_one_logit_per_pack(case):
   config, family, batch = _setup(case)
   m = config.model.pack
-  params, state = family.init(jax.random.key(0), batch)
+  params, state = jax.jit(family.init)(jax.random.key(0), batch)
   _, disc = gan.make_nets(config.model, batch["x"].shape[1:])
   in_widths = [leaf.shape[-2] for leaf in jax.tree.leaves(params["d"]) if leaf.ndim >= 2]
   assert min(in_widths) == m * batch["x"].shape[-1]      # the first layer reads m samples

@@ -342,7 +342,7 @@ def test_pseudo_likelihood_fit_recovers_the_coupling():
   batch = {"x": jnp.asarray(x[..., None], jnp.float32)}
   family = mrf.make(_config(), _spec(8))
   assert family.em is None
-  params, state = family.init(jax.random.key(0), batch)
+  params, state = jax.jit(family.init)(jax.random.key(0), batch)
   tx = optax.adam(optax.cosine_decay_schedule(0.05, 200, alpha=0.01))
 
   def step(carry, _):
@@ -377,7 +377,7 @@ def test_family_exact_log_px_is_normalized_and_pseudo_likelihood_is_labelled():
 def test_per_edge_couplings_leave_absent_bonds_untouched():
   family = mrf.make(_config(coupling="per_edge", field="per_site", periodic=False), _spec(4))
   x = jax.random.bernoulli(jax.random.key(0), 0.5, (16, 4, 4, 1)).astype(jnp.float32)
-  params, state = family.init(jax.random.key(1), {"x": x})
+  params, state = jax.jit(family.init)(jax.random.key(1), {"x": x})
 
   @jax.jit
   def grads_and_summary(p):

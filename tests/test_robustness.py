@@ -25,7 +25,8 @@ from gen_jax.utils import ckpt, writers
 
 # Orbax work left pending by an error path (an unclosed manager, an unawaited read)
 # surfaces as these warnings; here they fail the test that caused them.
-pytestmark = [pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning"),
+pytestmark = [pytest.mark.usefixtures("cheap_compiles"),   # tiny models: compiling is the cost
+              pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning"),
               pytest.mark.filterwarnings("error:coroutine .* was never awaited:RuntimeWarning")]
 
 QUICK = experiment("quickstart.py:smoke")

@@ -48,7 +48,7 @@ def _linear_gaussian(perturb=0.0, seed=0):
   post_var = 1.0 / (1.0 + (w * w).sum(0) / SIGMA**2)             # [L]
   a = post_var[:, None] * w.T / SIGMA**2                          # mu = a (x - b)
   family = vae.make(_config(), spec_lib.example((1, D, 1)))
-  params, _ = family.init(jax.random.key(0), {"x": jnp.zeros((1, 1, D, 1))})
+  params, _ = jax.jit(family.init)(jax.random.key(0), {"x": jnp.zeros((1, 1, D, 1))})
   enc_kernel = np.zeros((D, 2 * L))
   enc_kernel[:, :L] = a.T + perturb * rng.normal(size=(D, L))
   enc_bias = np.concatenate([-a @ b, 0.5 * np.log(post_var) + perturb])
@@ -70,7 +70,7 @@ def _linear_gaussian(perturb=0.0, seed=0):
 
 def test_params_tree_is_the_one_the_model_builds():
   family, params, _, _ = _linear_gaussian()
-  init, _ = family.init(jax.random.key(1), {"x": jnp.zeros((1, 1, D, 1))})
+  init, _ = jax.jit(family.init)(jax.random.key(1), {"x": jnp.zeros((1, 1, D, 1))})
   assert jax.tree.structure(init) == jax.tree.structure(params)
   jax.tree.map(lambda a, b: np.testing.assert_equal(a.shape, b.shape), init, params)
 
@@ -144,7 +144,7 @@ def test_architectures_give_finite_losses_and_image_samples(arch, likelihood, va
   family = vae.make(_config("iwae", likelihood, variant, arch=arch, hidden=hidden, k=3),
                     spec_lib.example((8, 8, 1)))
   x = (jax.random.uniform(jax.random.key(0), (4, 8, 8, 1)) > 0.5).astype(jnp.float32)
-  params, state = family.init(jax.random.key(1), {"x": x})
+  params, state = jax.jit(family.init)(jax.random.key(1), {"x": x})
   loss, _ = family.loss("model", params, state, {"x": x}, jax.random.key(2))
   assert np.isfinite(loss)
   s = family.sample(params, state, jax.random.key(3), 5)
@@ -186,7 +186,7 @@ def test_unconditional_params_are_those_of_the_label_free_networks():
   family = vae.make(_config("elbo", "bernoulli", "binarized_dynamic", hidden=(16, 8),
                             latent_dim=3), spec_lib.example((8, 8, 1)))
   x = jnp.zeros((4, 8, 8, 1))
-  params, _ = family.init(jax.random.key(1), {"x": x})
+  params, _ = jax.jit(family.init)(jax.random.key(1), {"x": x})
   r_enc, r_dec = jax.random.split(jax.random.key(1))
   want = {"model": {
       "encoder": _UnconditionalEncoder((16, 8), 3).init(r_enc, x)["params"],
@@ -207,7 +207,7 @@ def test_conditional_networks_take_the_one_hot_label(arch, hidden):
   family = vae.make(_cvae_config(arch=arch, hidden=hidden, latent_dim=3),
                     spec_lib.example((8, 8, 1)))
   batch = {"x": jnp.zeros((4, 8, 8, 1)), "y": jnp.arange(4)}
-  params, _ = family.init(jax.random.key(0), batch)
+  params, _ = jax.jit(family.init)(jax.random.key(0), batch)
   p = params["model"]
   if arch == "mlp":
     assert p["encoder"]["MLP_0"]["dense_0"]["kernel"].shape == (64 + 10, 16)
@@ -222,7 +222,7 @@ def test_conditional_networks_take_the_one_hot_label(arch, hidden):
 def test_conditional_likelihood_is_the_uniform_class_mixture_of_the_given_y_estimates():
   family = vae.make(_cvae_config(hidden=(16,), latent_dim=3), spec_lib.example((8, 8, 1)))
   x = (jax.random.uniform(jax.random.key(0), (6, 8, 8, 1)) > 0.5).astype(jnp.float32)
-  params, _ = family.init(jax.random.key(1), {"x": x, "y": jnp.zeros(6, jnp.int32)})
+  params, _ = jax.jit(family.init)(jax.random.key(1), {"x": x, "y": jnp.zeros(6, jnp.int32)})
   fn = jax.jit(lambda b: family.eval_fn(params, {}, b, jax.random.key(2), k=20, chunk=10))
   per_class = [fn({"x": x, "y": jnp.full(6, c)}) for c in range(10)]
   given = np.stack([o["nll_iwae_given_y"] for o in per_class])
@@ -238,7 +238,7 @@ def test_conditional_likelihood_is_the_uniform_class_mixture_of_the_given_y_esti
 def test_labels_are_refused_by_the_unconditional_sampler_and_need_data_labels():
   family = vae.make(_config("elbo", "bernoulli", "binarized_dynamic", hidden=(8,)),
                     spec_lib.example((8, 8, 1)))
-  params, _ = family.init(jax.random.key(0), {"x": jnp.zeros((2, 8, 8, 1))})
+  params, _ = jax.jit(family.init)(jax.random.key(0), {"x": jnp.zeros((2, 8, 8, 1))})
   with pytest.raises(errors.ConfigError, match="needs a class-conditional VAE"):
     family.sample(params, {}, jax.random.key(1), 3, labels=jnp.arange(3))
   with pytest.raises(errors.ConfigError, match="num_classes=10 needs data.labels = True"):
@@ -252,7 +252,7 @@ def test_briefly_trained_cvae_samples_the_class_it_is_given():
   x = jnp.asarray((split.x > 127).astype(np.float32))          # binarized 8x8 digits
   y = jnp.asarray(split.y)
   family = vae.make(_cvae_config(hidden=(64,), latent_dim=2), spec_lib.example((8, 8, 1)))
-  params, _ = family.init(jax.random.key(0), {"x": x[:100], "y": y[:100]})
+  params, _ = jax.jit(family.init)(jax.random.key(0), {"x": x[:100], "y": y[:100]})
   opt = optax.adam(3e-3)
 
   def step(carry, rng):
