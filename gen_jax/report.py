@@ -85,12 +85,14 @@ _ESTIMATORS = (("lower bound", "bound (AIS log Z)"), ("upper bound", "bound"),
                ("exact", "exact"))
 
 
-def _estimator(ref: dict, unit: str, variant: str) -> str:
+def _estimator(ref: dict, unit: str, variant: str, dequantization: str = "uniform") -> str:
   """Exact, bound or estimate: `reference.estimator`, else read from the units."""
   if ref.get("estimator"):
     return ref["estimator"]
   if variant.startswith("dequantized"):   # continuous density of dequantized pixels
-    return "bound (dequantized)"
+    # Under a learned q(u | k) the bound is E_q[log p(k + u) - log q(u | k)].
+    return ("bound (variational dequantization)" if dequantization == "variational"
+            else "bound (dequantized)")
   return next((name for key, name in _ESTIMATORS if re.search(rf"\b{key}\b", unit)), "–")
 
 
@@ -154,7 +156,8 @@ def row(workdir: str) -> dict:
       "variant": d["variant"],
       "binarized_mnist": _is_binarized_mnist(d),
       "metric": f"{metric} [{_short(ev['units'][metric])}]",
-      "estimator": _estimator(ref, ev["units"][metric], d["variant"]),
+      "estimator": _estimator(ref, ev["units"][metric], d["variant"],
+                              config.get("model", {}).get("dequantization", "uniform")),
       "value": _value(value, sem),
       "reference": (f"{ref['value']:.4g} ({ref['source']})" if ref.get("value") else "–"),
       "also": "; ".join(

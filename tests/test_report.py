@@ -25,7 +25,7 @@ def test_pipes_inside_a_cell_are_escaped_so_the_row_keeps_its_columns():
   assert unescaped[2] == unescaped[0] == len(report.COLUMNS) + 1
 
 
-def _run(path, name, variant, metric, unit, value, estimator=None):
+def _run(path, name, variant, metric, unit, value, estimator=None, model=None):
   path.mkdir()
   (path / "eval").mkdir()
   ref = {"metric": metric, "value": 0.0, "source": "", "also": []}
@@ -33,7 +33,7 @@ def _run(path, name, variant, metric, unit, value, estimator=None):
     ref["estimator"] = estimator
   (path / "config.json").write_text(json.dumps({
       "data": {"name": name, "variant": variant, "batch_size": 10}, "total_steps": 20,
-      "reference": ref}))
+      "reference": ref, "model": model or {}}))
   results = {metric: value, metric + "_sem": 0.1, "a": 1.0, "b": 2.0, "c": 3.0}
   (path / "eval" / "step_00000020.json").write_text(json.dumps(
       {"step": 20, "results": results, "units": {k: f"{unit}; mean" for k in results}}))
@@ -53,6 +53,8 @@ def test_binarized_mnist_rows_share_one_table_ordered_by_variant_then_estimator(
           report.row(_run(tmp_path / "mob", "binarized_mnist", "binarized_static", "ll",
                           "nats, exactly nothing", -120.0, estimator="exact")),
           report.row(_run(tmp_path / "flow", "mnist", "dequantized_8bit", "bpd", "bits/dim", 1.2)),
+          report.row(_run(tmp_path / "vardeq", "mnist", "dequantized_8bit", "bpd", "bits/dim", 1.1,
+                          model={"dequantization": "variational"})),
           report.row(_run(tmp_path / "gen", "toy", "tokens", "acc",
                           "fraction decoded exactly", 0.5))]
   by_run = {r["run"]: r for r in rows}
@@ -60,6 +62,7 @@ def test_binarized_mnist_rows_share_one_table_ordered_by_variant_then_estimator(
   assert by_run["rbm"]["estimator"] == "AIS estimate"
   assert by_run["nade"]["estimator"] == "exact" and by_run["mob"]["estimator"] == "exact"
   assert by_run["flow"]["estimator"] == "bound (dequantized)"
+  assert by_run["vardeq"]["estimator"] == "bound (variational dequantization)"
   assert by_run["gen"]["estimator"] == "–"          # "exactly" is not "exact"
   # At most two secondary results, never a standard error.
   assert by_run["nade"]["also"].count(";") == 1 and "_sem" not in by_run["nade"]["also"]
