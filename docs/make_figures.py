@@ -8,7 +8,8 @@ read from each workdir's samples/ folder.
 
 `bpd_curves`: test bits/dim (with its standard error) and the training loss
 against epochs, one line per run, from each workdir's metrics.jsonl (the
-evaluations `eval_every_steps` wrote), with the paper's number dashed.
+evaluations `eval_every_steps` wrote), with the paper's number dashed and the
+CPU schedule's target dotted.
 
 `iwae_curve`: the test log-likelihood estimate log p^(x) (IWAE estimator, the
 evaluator's k) with its standard error against epochs, one point per
@@ -84,11 +85,13 @@ def _save(fig, ax, title: str, out: str) -> str:
 
 
 TOP = 3.0   # bits/dim: the top of the curve figure; larger test means are marked at its edge
+CPU_TARGET = 1.20   # bits/dim: what the CPU schedules of the MNIST flows aim for
 
 
 def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> str:
   fig, ax = _axes()
   papers = set()   # (value, arch) lines drawn: runs of one architecture share theirs
+  medians = False   # the median's legend entry is drawn once
   for i, w in enumerate(workdirs):
     config, per_epoch = _run(w)
     rows = [json.loads(line) for line in open(os.path.join(w, "metrics.jsonl")) if line.strip()]
@@ -101,9 +104,9 @@ def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> s
     train = [(r["step"] / per_epoch, r["loss"]) for r in rows if "loss" in r]
     color = f"C{i}"
     name = os.path.basename(os.path.normpath(w))
-    if train:
+    if train:   # one legend entry for every run's faint training curve
       ax.plot(*zip(*train, strict=True), color=color, alpha=0.35, lw=0.8,
-              label=f"{name}: train loss")
+              label="faint: training loss (the run's colour)" if i == 0 else None)
     if test:
       e, b, se = map(np.asarray, zip(*test, strict=True))
       ok = b <= TOP
@@ -118,12 +121,14 @@ def bpd_curves(workdirs: list[str], out: str = "flows_mnist_bpd_curve.png") -> s
                     color=color)
     if median:
       ax.plot(*zip(*median, strict=True), color=color, marker="s", ms=5, ls="none",
-              label=f"{name}: test median ({median[-1][1]:.3f})")
+              label="squares: test median" if not medians else None)
+      medians = True
     ref = config.get("reference", {})
     paper = (ref.get("value"), config["model"]["arch"])
     if paper[0] and paper not in papers:
       papers.add(paper)
       ax.axhline(paper[0], color="k", ls="--", lw=0.8, label=f"paper {paper[0]} ({paper[1]})")
+  ax.axhline(CPU_TARGET, color="k", ls=":", lw=1.0, label=f"CPU target {CPU_TARGET:.2f}")
   ax.set_ylabel("bits/dim (8-bit, dequantized)")
   ax.set_ylim(0.9, TOP)
   return _save(fig, ax, "MNIST test bits/dim against epochs (2 CPU cores)", out)
