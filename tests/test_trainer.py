@@ -138,6 +138,21 @@ def test_scanned_steps_match_single_steps(tmp_path):
                a.params, b.params)
 
 
+def test_periodic_evaluations_skip_the_evals_marked_periodic_false(tmp_path):
+  """eval_every_steps writes a learning curve of the periodic evals; an eval with
+  periodic = False runs only at the end."""
+  config = config_lib.load_config(QUICK, ["total_steps=8", "log_every_steps=4",
+                                          "ckpt_every_steps=8", "eval_every_steps=4"])
+  config.evals.once = ml_collections.ConfigDict(dict(config.evals.test_ll.to_dict(),
+                                                     periodic=False))
+  loop.train(config, str(tmp_path))
+  evals = {r["step"]: {k.split("/")[0] for k in r}
+           for r in writers.read_jsonl(os.path.join(str(tmp_path), "metrics.jsonl"))
+           if any(k.startswith("test_ll/") for k in r)}
+  assert sorted(evals) == [4, 8]
+  assert "once" not in evals[4] and "once" in evals[8]
+
+
 def _losses(workdir):
   return {r["step"]: r["loss"] for r in writers.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
           if "loss" in r}

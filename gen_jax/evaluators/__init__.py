@@ -4,7 +4,9 @@
 eval params and state, the data the evaluator asks for and a writer; no
 evaluator sees the trainer. `run_evals` runs them all, prints each value with
 its units, appends them to the metric writer and saves
-`<workdir>/eval/step_<N>.json`.
+`<workdir>/eval/step_<N>.json`. An evaluator with `periodic = False` in its
+config runs at the end of training and under `--mode eval` only, not at the
+`eval_every_steps` evaluations of a learning curve (for costly ones).
 """
 import json
 import os
@@ -12,9 +14,12 @@ import os
 from gen_jax import parallel, registry
 
 
-def run_evals(ctx) -> dict:
+def run_evals(ctx, periodic: bool = False) -> dict:
+  """Runs config.evals (with periodic=True, those without `periodic = False`)."""
   results, units = {}, {}
   for name, ec in ctx.config.evals.items():
+    if periodic and not ec.get("periodic", True):
+      continue
     module = registry.evaluator_module(ec.type)
     out = module.evaluate(ctx, name, ec)
     for key, (value, unit) in out.items():

@@ -593,7 +593,7 @@ def _loop(run: Run, ts, start: int, writer, changed: list) -> dict:
         if config.sample_every_steps and step % config.sample_every_steps == 0 and step < total:
           write_samples(eval_context(run, ts, writer))
         if config.eval_every_steps and step % config.eval_every_steps == 0 and step < total:
-          run_evals(eval_context(run, ts, writer))   # a learning curve in metrics.jsonl
+          run_evals(eval_context(run, ts, writer), periodic=True)   # a learning curve
   except KeyboardInterrupt:
     saved = _save_on_interrupt(run, ts, meta, unchecked)
     last = run.checkpointer.latest_step()
